@@ -1,0 +1,51 @@
+"""Billing: raw provider tokens times the model's multiplier, in exact decimals (contract section 5)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Context, Decimal
+
+__all__ = ["Bill", "Usage", "bill"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the provider reported them; `input_tokens` is the uncached input alone."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    @property
+    def raw_input(self) -> int:
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    multiplier: Decimal
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def nothing(cls, multiplier: Decimal = Decimal(0)) -> Bill:
+        return cls(multiplier, 0, 0)
+
+
+# Wide enough that a product of any token count and any catalog multiplier is exact, never rounded.
+_EXACT = Context(prec=200)
+
+
+def _ceil(count: int, multiplier: Decimal) -> int:
+    return math.ceil(_EXACT.multiply(Decimal(count), multiplier))
+
+
+def bill(usage: Usage, multiplier: Decimal) -> Bill:
+    """Billed input and output, each rounded up on its own; the total is their sum."""
+    return Bill(multiplier, _ceil(usage.raw_input, multiplier), _ceil(usage.output_tokens, multiplier))

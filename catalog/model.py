@@ -1,0 +1,57 @@
+"""The catalog's value types: tiers, models and the catalog that holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+__all__ = ["DEFAULT_OUTPUT_CAP", "PROVIDERS", "Catalog", "ModelSpec", "ProviderName", "TierSpec"]
+
+ProviderName = Literal["anthropic", "ollama"]
+PROVIDERS: tuple[ProviderName, ...] = ("anthropic", "ollama")
+
+#: Output tokens a model may be asked for when the catalog names no cap of its own.
+DEFAULT_OUTPUT_CAP = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class TierSpec:
+    name: str
+    rank: int
+    default_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    id: str
+    display_name: str
+    provider: ProviderName
+    min_tier: str
+    multiplier: Decimal
+    output_cap: int = DEFAULT_OUTPUT_CAP
+
+    @property
+    def provider_model(self) -> str:
+        """The name the provider knows the model by (`ollama/llama3.2` is `llama3.2` to Ollama)."""
+        prefix = f"{self.provider}/"
+        return self.id.removeprefix(prefix) if self.provider == "ollama" else self.id
+
+    def output_tokens(self, requested: int) -> int:
+        """`maxTokens` lowered to this model's output cap."""
+        return min(requested, self.output_cap)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Tiers by name and models by id; built only by the loader, which checks every invariant."""
+
+    tiers: dict[str, TierSpec] = field(hash=False)
+    models: dict[str, ModelSpec] = field(hash=False)
+    source: str = "<default>"
+
+    def tiers_by_rank(self) -> list[TierSpec]:
+        return sorted(self.tiers.values(), key=lambda t: t.rank)
+
+    def allows(self, tier: TierSpec, model: ModelSpec) -> bool:
+        return tier.rank >= self.tiers[model.min_tier].rank

@@ -1,0 +1,40 @@
+"""A job as the pipeline sees it, after the door has read and validated it (contract section 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Job", "RunRef"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """What identifies a run and is echoed into its result, known even when the job is rejected.
+
+    Each field is `None` when the job did not carry a usable value: `agent_id`, `user_id`, `tier`
+    are the job's when they are strings; `requested_model` when it is a non-empty string;
+    `reply_to` only when it is a valid reply subject (contract 2, rule 4).
+    """
+
+    run_id: str
+    job_id: str | None
+    agent_id: str | None
+    user_id: str | None
+    tier: str | None
+    requested_model: str | None
+    reply_to: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job that passed validation; the gate has not seen it yet."""
+
+    ref: RunRef
+    agent_id: str
+    user_id: str
+    tier: str
+    system_prompt: str | None
+    user_message: str
+    timeout_secs: int
+    max_tokens: int
+    """As asked (default 4096); the pipeline lowers it to the model's output cap after the gate."""

@@ -1,0 +1,54 @@
+"""The worker's Prometheus metrics: every name the dashboards and alerts may rely on is defined here."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+# LLM calls take seconds; the low buckets still show the worker's own overhead on rejected jobs.
+_SECONDS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class Metrics:
+    """One set per worker, on its own registry so tests and several workers in a process never collide.
+
+    Label values are bounded: tiers and models outside the catalog are counted as `unknown`.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.jobs = Counter(
+            "agent_worker_jobs", "Results stored, by status, model and tier", ["status", "model", "tier"], registry=r
+        )
+        self.billed_tokens = Counter(
+            "agent_worker_billed_tokens", "Billed tokens in stored results", ["model", "tier"], registry=r
+        )
+        self.job_duration = Histogram(
+            "agent_worker_job_duration_seconds",
+            "From job received to result stored",
+            ["status"],
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.provider_latency = Histogram(
+            "agent_worker_provider_latency_seconds",
+            "One provider call, retries excluded",
+            ["provider", "model"],
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.provider_errors = Counter(
+            "agent_worker_provider_errors", "Failed provider calls by error code", ["provider", "code"], registry=r
+        )
+        self.in_flight = Gauge("agent_worker_jobs_in_flight", "Jobs being processed by this replica", registry=r)
+        self.redeliveries = Counter(
+            "agent_worker_redeliveries", "Job messages received with a delivery count above 1", registry=r
+        )
+        self.duplicates = Counter(
+            "agent_worker_duplicate_jobs", "Jobs whose run already had a stored result", registry=r
+        )
+        self.naks = Counter("agent_worker_naks", "Jobs handed back for a later retry", ["code"], registry=r)
+        self.dead_letters = Counter("agent_worker_dead_letters", "Jobs dead-lettered, by reason", ["reason"], registry=r)
+        self.nats_disconnects = Counter("agent_worker_nats_disconnects", "Disconnects from NATS", registry=r)

@@ -1,0 +1,152 @@
+"""One pipeline for every job, whoever delivers it: gate → provider → billing → result.
+
+The NATS consumer, `replay` and `demo` all call `Pipeline.run`; nothing here knows about NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from catalog import Catalog, Denied, Usage, bill, gate
+from worker.door import Rejected
+from worker.errors import ErrorCode
+from worker.job import Job, RunRef
+from worker.providers.base import Provider, ProviderError, ProviderRequest
+from worker.providers.retry import RetryPolicy, call_with_retry
+from worker.result import ResultBilling, ResultError, ResultUsage, RunResult, Status
+
+__all__ = ["Pipeline", "Retry", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """The attempt ended on a retryable provider error and deliveries remain: hand the job back."""
+
+    delay: float
+    error: ProviderError
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status: Status
+    model: str | None = None
+    provider: str | None = None
+    multiplier: Decimal = Decimal(0)
+    usage: Usage = Usage()
+    text: str | None = None
+    stop_reason: str | None = None
+    error: ResultError | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        providers: Mapping[str, Provider],
+        worker_id: str,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.catalog = catalog
+        self.providers = providers
+        self.worker_id = worker_id
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+
+    async def run(self, verdict: Job | Rejected, *, attempt: int = 1, final: bool = True) -> RunResult | Retry:
+        """Run one delivery of a job. `final` says no delivery remains, so a retryable error ends it `failed`."""
+        started = self._clock()
+        if isinstance(verdict, Rejected):
+            return self._result(verdict.ref, _rejected(verdict.code, verdict.message), attempt, started)
+        outcome = await self._execute(verdict, attempt=attempt, final=final)
+        if isinstance(outcome, Retry):
+            return outcome
+        return self._result(verdict.ref, outcome, attempt, started)
+
+    def undeliverable(self, ref: RunRef, *, attempt: int) -> RunResult:
+        """The result of a job that ran out of deliveries without one (contract section 7)."""
+        error = ResultError(
+            code=ErrorCode.MAX_DELIVERIES_EXCEEDED,
+            message=f"The job was delivered {attempt} times without producing a result.",
+            retryable=False,
+        )
+        return self._result(ref, _Outcome("failed", error=error), attempt, self._clock())
+
+    async def _execute(self, job: Job, *, attempt: int, final: bool) -> _Outcome | Retry:
+        decision = gate(self.catalog, job.tier, job.ref.requested_model)
+        if isinstance(decision, Denied):
+            return _rejected(ErrorCode(decision.code), decision.message)
+        model = decision.model
+        used = {"model": model.id, "provider": model.provider, "multiplier": model.multiplier}
+        provider = self.providers.get(model.provider)
+        if provider is None:
+            error = ResultError(
+                code=ErrorCode.PROVIDER_NOT_CONFIGURED,
+                message=f"No {model.provider} provider is configured for model {model.id}.",
+                retryable=False,
+            )
+            return _Outcome("failed", error=error, **used)  # type: ignore[arg-type]
+        request = ProviderRequest(
+            model=model.provider_model,
+            system_prompt=job.system_prompt,
+            user_message=job.user_message,
+            max_tokens=model.output_tokens(job.max_tokens),
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + job.timeout_secs
+        try:
+            async with asyncio.timeout_at(deadline):
+                reply = await call_with_retry(provider, request, deadline=deadline, policy=self.retry)
+        except TimeoutError:
+            error = ResultError(
+                code=ErrorCode.TIMEOUT,
+                message=f"The provider did not answer within the job's {job.timeout_secs} s.",
+                retryable=False,
+            )
+            return _Outcome("timed_out", error=error, **used)  # type: ignore[arg-type]
+        except ProviderError as exc:
+            if exc.retryable and not final:
+                return Retry(max(self.retry.redelivery_delay(attempt), exc.retry_after or 0.0), exc)
+            error = ResultError(code=exc.code, message=exc.message, retryable=exc.retryable)
+            return _Outcome("failed", error=error, usage=exc.usage or Usage(), **used)  # type: ignore[arg-type]
+        return _Outcome(
+            "completed", text=reply.text, stop_reason=reply.stop_reason, usage=reply.usage, **used  # type: ignore[arg-type]
+        )
+
+    def _result(self, ref: RunRef, outcome: _Outcome, attempt: int, started: datetime) -> RunResult:
+        finished = self._clock()
+        completed = outcome.status == "completed"
+        return RunResult(
+            job_id=ref.job_id,
+            run_id=ref.run_id,
+            agent_id=ref.agent_id,
+            user_id=ref.user_id,
+            tier=ref.tier,
+            status=outcome.status,
+            requested_model=ref.requested_model,
+            model=outcome.model,
+            provider=outcome.provider,
+            output_payload={"text": outcome.text} if completed else None,
+            stop_reason=outcome.stop_reason if completed else None,
+            usage=ResultUsage.of(outcome.usage),
+            billing=ResultBilling.of(bill(outcome.usage, outcome.multiplier)),
+            error=outcome.error,
+            attempt=attempt,
+            worker_id=self.worker_id,
+            started_at=started,
+            finished_at=finished,
+            duration_ms=max(0, round((finished - started).total_seconds() * 1000)),
+        )
+
+
+def _rejected(code: ErrorCode, message: str) -> _Outcome:
+    return _Outcome("rejected", error=ResultError(code=code, message=message, retryable=False))

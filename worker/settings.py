@@ -1,0 +1,103 @@
+"""The worker's one settings object, read from the environment names of contract sections 1, 4, 7 and 8."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting the worker cannot start with; the message names the variable."""
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], BeforeValidator(_split_commas)]
+
+
+def _env(name: str, description: str, default: Any, **kwargs: Any) -> Any:
+    return Field(default, validation_alias=AliasChoices(name), description=description, **kwargs)
+
+
+class Settings(BaseModel):
+    """Every knob, typed; `Settings.from_env()` is the only place the environment is read."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    nats_url: CommaList = _env("NATS_URL", "NATS server URL, or a comma-separated seed list", ("nats://127.0.0.1:4222",))
+    nats_creds: Path | None = _env("NATS_CREDS", "NATS credentials file", None)
+    nats_nkey_seed: Path | None = _env("NATS_NKEY_SEED", "NATS nkey seed file", None)
+    nats_tls_ca: Path | None = _env("NATS_TLS_CA", "CA bundle for the NATS server's certificate", None)
+    nats_tls_cert: Path | None = _env("NATS_TLS_CERT", "client certificate for NATS mutual TLS", None)
+    nats_tls_key: Path | None = _env("NATS_TLS_KEY", "client key for NATS mutual TLS", None)
+
+    jobs_stream: str = _env("WORKER_JOBS_STREAM", "jobs stream", "MASCHINA_JOBS")
+    subjects: CommaList = _env(
+        "WORKER_SUBJECTS", "job subjects consumed (filter subjects)", ("maschina.jobs.agent.agent.execute",)
+    )
+    consumer: str = _env("WORKER_CONSUMER", "durable pull consumer shared by all replicas", "agent-worker")
+    ack_wait_secs: float = _env("WORKER_ACK_WAIT_SECS", "consumer ack_wait, seconds", 30.0, gt=0)
+    max_deliver: int = _env("WORKER_MAX_DELIVER", "consumer max_deliver", 5, ge=1)
+    max_ack_pending: int = _env(
+        "WORKER_MAX_ACK_PENDING", "consumer max_ack_pending; at least replicas × concurrency", 10_000, ge=1
+    )
+    results_stream: str = _env("WORKER_RESULTS_STREAM", "results stream", "MASCHINA_RESULTS")
+    reply_prefixes: CommaList = _env(
+        "WORKER_REPLY_PREFIXES", "subject prefixes a job's replyTo may start with", ("_INBOX.",)
+    )
+    concurrency: int = _env("WORKER_CONCURRENCY", "most jobs in flight in this replica", 64, ge=1)
+    shutdown_grace_secs: float = _env(
+        "WORKER_SHUTDOWN_GRACE_SECS", "on SIGTERM, how long in-flight jobs may finish", 25.0, ge=0
+    )
+    http_port: int = _env("WORKER_HTTP_PORT", "port of /metrics, /healthz, /readyz; 0 turns them off", 8080, ge=0)
+    signing_key: SecretStr | None = _env(
+        "WORKER_SIGNING_KEY", "HMAC-SHA256 key; when set, every job must carry Maschina-Signature", None
+    )
+    catalog_file: Path | None = _env("WORKER_CATALOG", "catalog TOML file replacing the built-in one", None)
+    worker_id: str | None = _env("WORKER_ID", "this replica's id in results; default host name and pid", None)
+    log_format: str | None = _env("WORKER_LOG_FORMAT", "json or console; default json unless a terminal", None)
+
+    anthropic_api_key: SecretStr | None = _env("ANTHROPIC_API_KEY", "Anthropic API key", None)
+    anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", "Anthropic API base URL", None)
+    ollama_host: str = _env("OLLAMA_HOST", "Ollama server", "http://127.0.0.1:11434")
+
+    @model_validator(mode="after")
+    def _check_reply_prefixes(self) -> Settings:
+        for prefix in self.reply_prefixes:
+            if not prefix.endswith("."):
+                raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} must end with '.'")
+            if prefix.startswith(("maschina.", "$")):
+                raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} lies under maschina. or $, which is ours")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the environment (empty values count as unset); raise `SettingsError` naming the variable."""
+        env = os.environ if environ is None else environ
+        names = {field.validation_alias.choices[0] for field in cls.model_fields.values()}  # type: ignore[union-attr]
+        raw: dict[str, Any] = {name: env[name] for name in names if env.get(name, "") != ""}
+        try:
+            return cls.model_validate({**raw, **overrides})
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, description) for every setting, for `run --help` and the README."""
+        rows = []
+        for field in cls.model_fields.values():
+            name = field.validation_alias.choices[0]  # type: ignore[union-attr]
+            default = field.default
+            shown = ",".join(default) if isinstance(default, tuple) else ("" if default is None else str(default))
+            rows.append((str(name), shown, field.description or ""))
+        return rows
