@@ -15,7 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("worker.commands.run", "run the worker: consume jobs from NATS until SIGTERM"),
     "demo": ("worker.commands.demo", "run sample jobs through an embedded nats-server and print the bill"),
     "replay": ("worker.commands.replay", "run recorded job payloads through gate, routing and billing"),
-    "catalog": ("worker.commands.catalog", "print tiers, models and who may use what; validate a catalog file"),
+    "catalog": (
+        "worker.commands.catalog",
+        "print tiers, models and who may use what; validate a catalog file",
+    ),
     "schema": ("worker.commands.schema", "print the JSON Schema of the job and of the result"),
 }
 

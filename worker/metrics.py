@@ -20,7 +20,10 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.jobs = Counter(
-            "agent_worker_jobs", "Results stored, by status, model and tier", ["status", "model", "tier"], registry=r
+            "agent_worker_jobs",
+            "Results stored, by status, model and tier",
+            ["status", "model", "tier"],
+            registry=r,
         )
         self.billed_tokens = Counter(
             "agent_worker_billed_tokens", "Billed tokens in stored results", ["model", "tier"], registry=r
@@ -40,7 +43,10 @@ class Metrics:
             registry=r,
         )
         self.provider_errors = Counter(
-            "agent_worker_provider_errors", "Failed provider calls by error code", ["provider", "code"], registry=r
+            "agent_worker_provider_errors",
+            "Failed provider calls by error code",
+            ["provider", "code"],
+            registry=r,
         )
         self.in_flight = Gauge("agent_worker_jobs_in_flight", "Jobs being processed by this replica", registry=r)
         self.redeliveries = Counter(
@@ -50,5 +56,7 @@ class Metrics:
             "agent_worker_duplicate_jobs", "Jobs whose run already had a stored result", registry=r
         )
         self.naks = Counter("agent_worker_naks", "Jobs handed back for a later retry", ["code"], registry=r)
-        self.dead_letters = Counter("agent_worker_dead_letters", "Jobs dead-lettered, by reason", ["reason"], registry=r)
+        self.dead_letters = Counter(
+            "agent_worker_dead_letters", "Jobs dead-lettered, by reason", ["reason"], registry=r
+        )
         self.nats_disconnects = Counter("agent_worker_nats_disconnects", "Disconnects from NATS", registry=r)

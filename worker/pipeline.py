@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -40,7 +40,7 @@ class _Outcome:
     model: str | None = None
     provider: str | None = None
     multiplier: Decimal = Decimal(0)
-    usage: Usage = Usage()
+    usage: Usage = field(default_factory=Usage)
     text: str | None = None
     stop_reason: str | None = None
     error: ResultError | None = None
@@ -119,7 +119,11 @@ class Pipeline:
             error = ResultError(code=exc.code, message=exc.message, retryable=exc.retryable)
             return _Outcome("failed", error=error, usage=exc.usage or Usage(), **used)  # type: ignore[arg-type]
         return _Outcome(
-            "completed", text=reply.text, stop_reason=reply.stop_reason, usage=reply.usage, **used  # type: ignore[arg-type]
+            "completed",
+            text=reply.text,
+            stop_reason=reply.stop_reason,
+            usage=reply.usage,
+            **used,  # type: ignore[arg-type]
         )
 
     def _result(self, ref: RunRef, outcome: _Outcome, attempt: int, started: datetime) -> RunResult:

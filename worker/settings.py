@@ -34,7 +34,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
-    nats_url: CommaList = _env("NATS_URL", "NATS server URL, or a comma-separated seed list", ("nats://127.0.0.1:4222",))
+    nats_url: CommaList = _env(
+        "NATS_URL", "NATS server URL, or a comma-separated seed list", ("nats://127.0.0.1:4222",)
+    )
     nats_creds: Path | None = _env("NATS_CREDS", "NATS credentials file", None)
     nats_nkey_seed: Path | None = _env("NATS_NKEY_SEED", "NATS nkey seed file", None)
     nats_tls_ca: Path | None = _env("NATS_TLS_CA", "CA bundle for the NATS server's certificate", None)
@@ -84,20 +86,22 @@ class Settings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read the environment (empty values count as unset); raise `SettingsError` naming the variable."""
         env = os.environ if environ is None else environ
-        names = {field.validation_alias.choices[0] for field in cls.model_fields.values()}  # type: ignore[union-attr]
-        raw: dict[str, Any] = {name: env[name] for name in names if env.get(name, "") != ""}
+        raw: dict[str, Any] = {name: env[name] for name in cls.env_names() if env.get(name, "") != ""}
         try:
             return cls.model_validate({**raw, **overrides})
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
 
     @classmethod
+    def env_names(cls) -> list[str]:
+        return [str(field.validation_alias.choices[0]) for field in cls.model_fields.values()]  # type: ignore[union-attr]
+
+    @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
         """(variable, default, description) for every setting, for `run --help` and the README."""
         rows = []
-        for field in cls.model_fields.values():
-            name = field.validation_alias.choices[0]  # type: ignore[union-attr]
+        for name, field in zip(cls.env_names(), cls.model_fields.values(), strict=True):
             default = field.default
             shown = ",".join(default) if isinstance(default, tuple) else ("" if default is None else str(default))
-            rows.append((str(name), shown, field.description or ""))
+            rows.append((name, shown, field.description or ""))
         return rows

@@ -21,7 +21,7 @@ class RetryPolicy:
 
     def redelivery_delay(self, attempt: int) -> float:
         """How long a nak'ed job waits before its next delivery; grows with the delivery count."""
-        return min(self.redelivery_cap, self.redelivery_base * 2 ** max(0, attempt - 1))
+        return min(self.redelivery_cap, self.redelivery_base * 2.0 ** max(0, attempt - 1))
 
 
 async def call_with_retry(
