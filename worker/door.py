@@ -1,14 +1,59 @@
-"""The single door: raw job bytes and headers in, a job or a verdict out (contract section 2, rules 1-4)."""
+"""The single door: raw job bytes and headers in, a job or a verdict out (contract section 2, rules 1, 2 and 4).
+
+Rule 3 (a result already stored for the run) needs the results stream, so the consumer applies it
+between `Door.open` and the pipeline; the door itself is pure and synchronous.
+
+JSON is read with orjson, which rejects what the contract calls "not JSON" (a byte-order mark, `NaN`,
+`Infinity`, invalid UTF-8, lone surrogates). Two of its limits are part of this door's behaviour:
+integers beyond 64 bits are read as floats (so such a `timeoutSecs` or `maxTokens` is not a JSON
+integer: `invalid_job`), and nesting deeper than 1024 levels is `not_json`. Rendering an
+`inputPayload` as compact JSON with orjson fails beyond 254 levels of nesting, which is `invalid_job`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
 
 from worker.errors import DlqReason, ErrorCode
 from worker.job import Job, RunRef
+from worker.wire import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TIMEOUT_SECS,
+    MAX_MESSAGE_CHARS,
+    RUN_ID,
+    JobData,
+    reply_to_fault,
+)
 
-__all__ = ["DeadLetter", "Door", "Rejected", "Verdict"]
+__all__ = ["SIGNATURE_HEADER", "DeadLetter", "Door", "Rejected", "Verdict"]
+
+SIGNATURE_HEADER = "Maschina-Signature"
+_SIGNATURE = re.compile(r"sha256=([0-9A-Fa-f]{64})")
+
+# What each job field must be, for the rejection message.
+_EXPECTED: dict[str, str] = {
+    "type": 'absent or "agent.execute"',
+    "runId": "a string of 1 to 128 characters of letters, digits, '_' and '-'",
+    "agentId": "a non-empty string",
+    "userId": "a non-empty string",
+    "tier": "a string",
+    "model": "a string, or absent or null",
+    "systemPrompt": "a string, or absent or null",
+    "inputPayload": "a JSON object, or absent or null",
+    "timeoutSecs": "a JSON integer from 1 to 3600, or absent or null",
+    "maxTokens": "a JSON integer of at least 1, or absent or null",
+}
+# Values of these fields are never quoted in a message: they may carry prompt text.
+_UNQUOTED = frozenset({"systemPrompt", "inputPayload"})
+_QUOTE_CHARS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,4 +84,129 @@ class Door:
         self._reply_prefixes = reply_prefixes
 
     def open(self, body: bytes, headers: Mapping[str, str] | None = None) -> Verdict:
-        raise NotImplementedError  # implemented with the message models (issue 2)
+        if self._signing_key is not None:
+            fault = _signature_fault(self._signing_key, body, headers)
+            if fault is not None:
+                return DeadLetter(DlqReason.BAD_SIGNATURE, fault)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return DeadLetter(DlqReason.NOT_JSON, f"The body is not UTF-8 JSON: {exc}.")
+        if not isinstance(parsed, dict):
+            return DeadLetter(DlqReason.NOT_OBJECT, f"The body is {_shown(parsed)}, not a JSON object.")
+        data = parsed.get("data")
+        if isinstance(data, dict):
+            job, where = data, "the envelope's data"
+            job_id = parsed.get("id")
+            job_id = job_id if isinstance(job_id, str) else None
+        else:
+            job, where, job_id = parsed, "the job", None
+        run_id = job.get("runId")
+        if run_id is None:
+            return DeadLetter(DlqReason.NO_RUN_ID, f"The runId of {where} is missing or null.")
+        if not isinstance(run_id, str) or RUN_ID.fullmatch(run_id) is None:
+            return DeadLetter(
+                DlqReason.BAD_RUN_ID, f"The runId of {where} must be {_EXPECTED['runId']}, not {_shown(run_id)}."
+            )
+        return self._validate(job, run_id, job_id, parsed.get("replyTo"))
+
+    def _validate(self, job: dict[str, Any], run_id: str, job_id: str | None, reply_to: object) -> Job | Rejected:
+        reply_fault = None if reply_to is None else reply_to_fault(reply_to, self._reply_prefixes)
+        ref = RunRef(
+            run_id=run_id,
+            job_id=job_id,
+            agent_id=_string(job.get("agentId")),
+            user_id=_string(job.get("userId")),
+            tier=_string(job.get("tier")),
+            requested_model=_string(job.get("model")) or None,
+            reply_to=reply_to if reply_fault is None and isinstance(reply_to, str) else None,
+        )
+        try:
+            data = JobData.model_validate(job)
+        except ValidationError as exc:
+            faults = _field_faults(job, exc)
+        else:
+            faults = []
+        if reply_fault is not None:
+            faults.append(f"replyTo {reply_fault}, not {_shown(reply_to)}")
+        if faults:
+            return Rejected(ref, ErrorCode.INVALID_JOB, "Invalid job: " + "; ".join(faults) + ".")
+        message = _user_message(data.input_payload or {})
+        if message is None:
+            return Rejected(
+                ref, ErrorCode.INVALID_JOB, "Invalid job: inputPayload is nested too deeply to send as text."
+            )
+        if len(message) > MAX_MESSAGE_CHARS:
+            return Rejected(
+                ref,
+                ErrorCode.INPUT_TOO_LARGE,
+                f"The user message is {len(message):,} characters long; the limit is {MAX_MESSAGE_CHARS:,}.",
+            )
+        return Job(
+            ref=ref,
+            agent_id=data.agent_id,
+            user_id=data.user_id,
+            tier=data.tier,
+            system_prompt=data.system_prompt,
+            user_message=message,
+            timeout_secs=DEFAULT_TIMEOUT_SECS if data.timeout_secs is None else data.timeout_secs,
+            max_tokens=DEFAULT_MAX_TOKENS if data.max_tokens is None else data.max_tokens,
+        )
+
+
+def _signature_fault(key: bytes, body: bytes, headers: Mapping[str, str] | None) -> str | None:
+    header = None if headers is None else headers.get(SIGNATURE_HEADER)
+    if header is None:
+        return f"The {SIGNATURE_HEADER} header is missing."
+    match = _SIGNATURE.fullmatch(header)
+    if match is None:
+        return f"The {SIGNATURE_HEADER} header is malformed: expected sha256=<64 hex digits>."
+    expected = hmac.new(key, body, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, bytes.fromhex(match.group(1))):
+        return f"The {SIGNATURE_HEADER} header does not match the body."
+    return None
+
+
+def _user_message(payload: dict[str, Any]) -> str | None:
+    """The text sent to the model (contract 2, rule 4), or None when it is too deeply nested to render."""
+    value: Any = payload
+    if "message" in payload:
+        value = payload["message"]
+        if isinstance(value, str):
+            return value
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return None
+
+
+def _field_faults(job: dict[str, Any], error: ValidationError) -> list[str]:
+    # pydantic reports fields in declaration order; a field with several errors is named once.
+    failed = dict.fromkeys(str(detail["loc"][0]) for detail in error.errors(include_url=False, include_input=False))
+    faults = []
+    for field in failed:
+        expected = _EXPECTED.get(field, "valid")
+        if field not in job:
+            faults.append(f"{field} is missing (it must be {expected})")
+        else:
+            faults.append(f"{field} must be {expected}, not {_shown(job[field], quote=field not in _UNQUOTED)}")
+    return faults
+
+
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _shown(value: object, *, quote: bool = True) -> str:
+    """A short description of a JSON value for a message: scalars as JSON, containers by kind."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        if not quote:
+            return "a string"
+        if len(value) > _QUOTE_CHARS:
+            return f"a string of {len(value):,} characters"
+        return orjson.dumps(value).decode()
+    return orjson.dumps(value).decode()

@@ -1,0 +1,127 @@
+"""The job as the API publishes it (contract section 2): the envelope and its `data`, in camelCase.
+
+`JobData` is what the door validates every job's data against (strict JSON types: `300.0`, `true`
+and `"300"` are not integers). The envelope models describe the published shape for the JSON Schema;
+the door reads the envelope's few fields itself, because a malformed `id` or `timestamp` must not
+reject a job. `replyTo` is checked by `reply_to_fault`, since its allowed prefixes are configuration.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_TIMEOUT_SECS",
+    "MAX_MESSAGE_CHARS",
+    "MAX_REPLY_TO_CHARS",
+    "MAX_TIMEOUT_SECS",
+    "RUN_ID",
+    "BareJob",
+    "Envelope",
+    "JobData",
+    "job_body_schema",
+    "reply_to_fault",
+]
+
+DEFAULT_TIMEOUT_SECS = 300
+MAX_TIMEOUT_SECS = 3600
+DEFAULT_MAX_TOKENS = 4096
+MAX_MESSAGE_CHARS = 100_000
+MAX_REPLY_TO_CHARS = 256
+
+_RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+_SUBJECT_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""A run id is a NATS subject token: match with `fullmatch`."""
+_SUBJECT = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+
+_Timeout = Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECS)]
+_MaxTokens = Annotated[int, Field(ge=1)]
+_NonEmpty = Annotated[str, Field(min_length=1)]
+_ReplyTo = Annotated[
+    str,
+    Field(
+        max_length=MAX_REPLY_TO_CHARS,
+        pattern=_SUBJECT_PATTERN,
+        description=(
+            "Subject that also receives a copy of the result. It must start with one of the worker's "
+            "WORKER_REPLY_PREFIXES (default `_INBOX.`) and have at least one token after it."
+        ),
+    ),
+]
+
+
+class _Published(BaseModel):
+    # Strict: the JSON type is the contract. Unknown fields are ignored: the publisher adds fields over time.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class JobData(_Published):
+    """The job itself: an envelope's `data`, or the whole body of a bare job."""
+
+    type: Literal["agent.execute"] = "agent.execute"
+    run_id: str = Field(alias="runId", pattern=_RUN_ID_PATTERN, description="Run id, a NATS subject token.")
+    agent_id: _NonEmpty = Field(alias="agentId")
+    user_id: _NonEmpty = Field(alias="userId")
+    tier: str = Field(description="Customer tier; an unknown one is rejected by the gate (unknown_tier).")
+    model: str | None = Field(None, description="Model id; absent, null or empty means the tier's default.")
+    system_prompt: str | None = Field(None, alias="systemPrompt")
+    input_payload: dict[str, Any] | None = Field(
+        None,
+        alias="inputPayload",
+        description=(
+            "Absent or null means {}. The user message is its `message` when a string, else the compact JSON "
+            "of its `message` when present, else of the whole object; at most 100,000 characters."
+        ),
+    )
+    timeout_secs: _Timeout | None = Field(
+        DEFAULT_TIMEOUT_SECS,
+        alias="timeoutSecs",
+        description="Budget of each delivery's attempt, retries included; null means 300.",
+    )
+    max_tokens: _MaxTokens | None = Field(
+        DEFAULT_MAX_TOKENS,
+        alias="maxTokens",
+        description="Null means 4096; lowered to the model's output cap.",
+    )
+
+
+class BareJob(JobData):
+    """A job published without an envelope: `replyTo` is its own top-level field."""
+
+    reply_to: _ReplyTo | None = Field(None, alias="replyTo")
+
+
+class Envelope(_Published):
+    """The event envelope the API publishes; `data` is the job."""
+
+    id: str | None = Field(None, description="Event id; echoed as the result's jobId.")
+    timestamp: str | None = None
+    version: int | None = None
+    subject: str | None = None
+    reply_to: _ReplyTo | None = Field(None, alias="replyTo")
+    data: JobData
+
+
+def job_body_schema() -> dict[str, Any]:
+    """JSON Schema of a job body as published: an envelope, or a bare job."""
+    adapter: TypeAdapter[Envelope | BareJob] = TypeAdapter(Envelope | BareJob)
+    return adapter.json_schema(by_alias=True)
+
+
+def reply_to_fault(value: object, prefixes: tuple[str, ...]) -> str | None:
+    """Why `value` (a present, non-null `replyTo`) is not a valid reply subject, or None when it is."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if len(value) > MAX_REPLY_TO_CHARS:
+        return f"must be at most {MAX_REPLY_TO_CHARS} characters"
+    if _SUBJECT.fullmatch(value) is None:
+        return "must be dot-separated non-empty tokens of letters, digits, '_' and '-'"
+    # The subject grammar forbids a trailing dot, so being longer than the prefix means a token follows it.
+    if not any(value.startswith(prefix) and len(value) > len(prefix) for prefix in prefixes):
+        return "must start with " + " or ".join(repr(p) for p in prefixes) + " and have a token after it"
+    return None
