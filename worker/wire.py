@@ -57,7 +57,13 @@ _ReplyTo = Annotated[
 
 class _Published(BaseModel):
     # Strict: the JSON type is the contract. Unknown fields are ignored: the publisher adds fields over time.
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    # Only the camelCase names are read (no populate_by_name): `run_id` on the wire is an unknown field.
+    model_config = ConfigDict(
+        strict=True,
+        extra="ignore",
+        frozen=True,
+        field_title_generator=lambda name, _info: name.replace("_", " ").capitalize(),
+    )
 
 
 class JobData(_Published):
@@ -110,7 +116,14 @@ class Envelope(_Published):
 def job_body_schema() -> dict[str, Any]:
     """JSON Schema of a job body as published: an envelope, or a bare job."""
     adapter: TypeAdapter[Envelope | BareJob] = TypeAdapter(Envelope | BareJob)
-    return adapter.json_schema(by_alias=True)
+    return {
+        "title": "Job",
+        "description": (
+            "An agent.execute job: an envelope whose `data` is an object, or else a bare job. "
+            "Unknown fields are ignored."
+        ),
+        **adapter.json_schema(by_alias=True),
+    }
 
 
 def reply_to_fault(value: object, prefixes: tuple[str, ...]) -> str | None:
@@ -121,7 +134,8 @@ def reply_to_fault(value: object, prefixes: tuple[str, ...]) -> str | None:
         return f"must be at most {MAX_REPLY_TO_CHARS} characters"
     if _SUBJECT.fullmatch(value) is None:
         return "must be dot-separated non-empty tokens of letters, digits, '_' and '-'"
-    # The subject grammar forbids a trailing dot, so being longer than the prefix means a token follows it.
-    if not any(value.startswith(prefix) and len(value) > len(prefix) for prefix in prefixes):
-        return "must start with " + " or ".join(repr(p) for p in prefixes) + " and have a token after it"
-    return None
+    for prefix in prefixes:
+        # The subject grammar forbids a trailing dot, so being longer than the prefix means a token follows it.
+        if value.startswith(prefix) and len(value) > len(prefix):
+            return None
+    return "must start with " + " or ".join(repr(p) for p in prefixes) + " and have a token after it"
