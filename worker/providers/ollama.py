@@ -1,0 +1,126 @@
+"""Ollama's native `POST /api/chat` through httpx; both its single-object and its NDJSON answers are read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from catalog import Usage
+from worker.providers.base import ProviderError, ProviderReply, ProviderRequest
+from worker.providers.classify import connection_error, status_error, unexpected_error
+
+__all__ = ["OllamaProvider", "ollama_base_url", "parse_chat_answer"]
+
+#: A backstop only: the job's `timeoutSecs` (at most 3600) bounds every call.
+_TRANSPORT_TIMEOUT = httpx.Timeout(3700.0, connect=10.0)
+_OLLAMA_PORT = 11434
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+
+
+def ollama_base_url(host: str) -> str:
+    """`OLLAMA_HOST` read the way Ollama reads it: no scheme means http on port 11434 (`0.0.0.0` and `:11434` too)."""
+    host = host.strip().rstrip("/")
+    scheme, sep, rest = host.partition("://")
+    if not sep:
+        scheme, rest = "http", host
+    hostport, _, path = rest.partition("/")
+    if not sep and not _has_port(hostport):
+        hostport = f"{hostport or '127.0.0.1'}:{_OLLAMA_PORT}"
+    elif hostport.startswith(":"):
+        hostport = "127.0.0.1" + hostport
+    return f"{scheme}://{hostport}/{path}" if path else f"{scheme}://{hostport}"
+
+
+def _has_port(hostport: str) -> bool:
+    tail = hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
+    return ":" in tail
+
+
+class OllamaProvider:
+    """One `/api/chat` call per `complete`, non-streamed; a streamed answer is read the same way."""
+
+    name = "ollama"
+
+    def __init__(self, *, host: str, concurrency: int) -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._client = httpx.AsyncClient(base_url=ollama_base_url(host), limits=limits, timeout=_TRANSPORT_TIMEOUT)
+
+    async def complete(self, request: ProviderRequest) -> ProviderReply:
+        messages = []
+        if request.system_prompt:
+            messages.append({"role": "system", "content": request.system_prompt})
+        messages.append({"role": "user", "content": request.user_message})
+        body = {
+            "model": request.model,
+            "messages": messages,
+            "stream": False,
+            "options": {"num_predict": request.max_tokens},
+        }
+        try:
+            response = await self._client.post(
+                "/api/chat", content=orjson.dumps(body), headers={"content-type": "application/json"}
+            )
+        except httpx.TransportError as exc:
+            raise connection_error(self.name, exc) from None
+        if response.status_code != 200:
+            raise status_error(self.name, response.status_code, _error_detail(response.content), response.headers)
+        return parse_chat_answer(response.content)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def parse_chat_answer(body: bytes) -> ProviderReply:
+    """A `/api/chat` answer: one JSON object, or NDJSON chunks ending in a `done` one. `{"error"}` anywhere fails."""
+    try:
+        chunks: list[Any] = [orjson.loads(body)]
+    except orjson.JSONDecodeError:
+        try:
+            chunks = [orjson.loads(line) for line in body.splitlines() if line.strip()]
+        except orjson.JSONDecodeError:
+            raise unexpected_error("ollama", "the answer is not JSON or NDJSON") from None
+    parts: list[str] = []
+    for chunk in chunks:
+        if not isinstance(chunk, dict):
+            raise unexpected_error("ollama", "the answer holds something other than JSON objects")
+        if "error" in chunk:
+            raise _reported_error(chunk["error"])
+        message = chunk.get("message")
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            parts.append(message["content"])
+        if chunk.get("done") is True:
+            return ProviderReply(
+                text="".join(parts),
+                stop_reason=_stop_reason(chunk.get("done_reason")),
+                usage=Usage(
+                    input_tokens=_count(chunk.get("prompt_eval_count")), output_tokens=_count(chunk.get("eval_count"))
+                ),
+            )
+    raise unexpected_error("ollama", "the answer ended before Ollama said it was done")
+
+
+def _reported_error(error: object) -> ProviderError:
+    return unexpected_error("ollama", f"reported an error: {error if isinstance(error, str) else 'unknown'}")
+
+
+def _stop_reason(done_reason: object) -> str | None:
+    if not isinstance(done_reason, str) or not done_reason:
+        return None
+    return _STOP_REASONS.get(done_reason, done_reason)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _error_detail(body: bytes) -> str:
+    """Ollama's `{"error": "..."}` text, else the start of whatever the body was."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode("utf-8", "replace").strip()
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        return str(document["error"])
+    return ""
