@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from decimal import Context, Decimal
+from decimal import Decimal
 
 __all__ = ["Bill", "Usage", "bill"]
 
@@ -38,12 +37,10 @@ class Bill:
         return cls(multiplier, 0, 0)
 
 
-# Wide enough that a product of any token count and any catalog multiplier is exact, never rounded.
-_EXACT = Context(prec=200)
-
-
 def _ceil(count: int, multiplier: Decimal) -> int:
-    return math.ceil(_EXACT.multiply(Decimal(count), multiplier))
+    # Integer arithmetic on the multiplier's exact ratio: no decimal context, so no precision to run out of.
+    numerator, denominator = multiplier.as_integer_ratio()
+    return -(-count * numerator // denominator)
 
 
 def bill(usage: Usage, multiplier: Decimal) -> Bill:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -44,10 +45,13 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Tiers by name and models by id; built only by the loader, which checks every invariant."""
+    """Tiers by name and models by id; built only by the loader, which checks every invariant.
 
-    tiers: dict[str, TierSpec] = field(hash=False)
-    models: dict[str, ModelSpec] = field(hash=False)
+    The loader hands over read-only mappings: one catalog is shared by every job of the process.
+    """
+
+    tiers: Mapping[str, TierSpec] = field(hash=False)
+    models: Mapping[str, ModelSpec] = field(hash=False)
     source: str = "<default>"
 
     def tiers_by_rank(self) -> list[TierSpec]:
