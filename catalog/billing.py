@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-__all__ = ["Bill", "Usage", "bill"]
+__all__ = ["Bill", "Usage", "bill", "multiplier_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +46,10 @@ def _ceil(count: int, multiplier: Decimal) -> int:
 def bill(usage: Usage, multiplier: Decimal) -> Bill:
     """Billed input and output, each rounded up on its own; the total is their sum."""
     return Bill(multiplier, _ceil(usage.raw_input, multiplier), _ceil(usage.output_tokens, multiplier))
+
+
+def multiplier_text(multiplier: Decimal) -> str:
+    """The multiplier as plain digits without trailing zeros: "3", "0.25", "0.0000001" (never "3.0" or "1E-7")."""
+    # Trimmed by hand: Decimal.normalize() would round to the context's 28 digits.
+    text = format(multiplier, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
