@@ -11,7 +11,7 @@ from catalog import Usage
 from worker.providers.base import ProviderReply, ProviderRequest
 from worker.providers.classify import connection_error, status_error, unexpected_error
 
-__all__ = ["AnthropicProvider"]
+__all__ = ["AnthropicProvider", "reply_from_message"]
 
 #: A backstop only: the job's `timeoutSecs` (at most 3600) bounds every call. Setting it explicitly
 #: also stops the SDK from refusing a large `max_tokens` without streaming.
@@ -56,20 +56,25 @@ class AnthropicProvider:
             raise connection_error(self.name, exc) from None
         except Exception as exc:
             raise unexpected_error(self.name, f"{type(exc).__name__}: {exc}", secrets=self._secrets) from None
-        usage = message.usage
-        return ProviderReply(
-            text="".join(block.text for block in message.content if block.type == "text"),
-            stop_reason=message.stop_reason,
-            usage=Usage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
-                cache_read_input_tokens=usage.cache_read_input_tokens or 0,
-            ),
-        )
+        return reply_from_message(message)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def reply_from_message(message: anthropic.types.Message) -> ProviderReply:
+    """A Messages API answer as the pipeline sees it (shared with the recorded provider, so both bill alike)."""
+    usage = message.usage
+    return ProviderReply(
+        text="".join(block.text for block in message.content if block.type == "text"),
+        stop_reason=message.stop_reason,
+        usage=Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+            cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+        ),
+    )
 
 
 def _error_detail(body: object) -> str:
