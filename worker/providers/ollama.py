@@ -11,12 +11,13 @@ from catalog import Usage
 from worker.providers.base import ProviderError, ProviderReply, ProviderRequest
 from worker.providers.classify import connection_error, status_error, unexpected_error
 
-__all__ = ["OllamaProvider", "ollama_base_url", "parse_chat_answer"]
+__all__ = ["DONE_REASONS", "OllamaProvider", "ollama_base_url", "parse_chat_answer"]
 
 #: A backstop only: the job's `timeoutSecs` (at most 3600) bounds every call.
 _TRANSPORT_TIMEOUT = httpx.Timeout(3700.0, connect=10.0)
 _OLLAMA_PORT = 11434
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+#: Ollama's `done_reason` → the stop reason in results (contract section 4); anything else passes through.
+DONE_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
 
 def ollama_base_url(host: str) -> str:
@@ -108,7 +109,7 @@ def _reported_error(error: object) -> ProviderError:
 def _stop_reason(done_reason: object) -> str | None:
     if not isinstance(done_reason, str) or not done_reason:
         return None
-    return _STOP_REASONS.get(done_reason, done_reason)
+    return DONE_REASONS.get(done_reason, done_reason)
 
 
 def _count(value: object) -> int:
