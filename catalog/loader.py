@@ -99,7 +99,9 @@ def _syntax_fault(exc: tomllib.TOMLDecodeError, text: str, source: str) -> Fault
         return Fault(source, None, None, f"TOML syntax error: {message}")
     problem = message[: found.start()]
     if found.group(1) is None:
-        return Fault(source, text.count("\n") + 1, None, f"TOML syntax error: {problem} (at the end of the file)")
+        return Fault(
+            source, text.rstrip().count("\n") + 1, None, f"TOML syntax error: {problem} (at the end of the file)"
+        )
     return Fault(source, int(found.group(1)), None, f"TOML syntax error: {problem} (column {found.group(2)})")
 
 

@@ -62,7 +62,7 @@ def render_text(catalog: Catalog) -> str:
     sections = [
         f"Catalog {catalog.source}: {len(tiers)} tiers, {len(models)} models",
         "Tiers, lowest first\n" + _table(["tier", "rank", "default model"], tier_rows, numeric={1}),
-        "Models (billed tokens = ceil(raw tokens × multiplier))\n"
+        "Models (billed tokens = ceil(raw tokens * multiplier))\n"
         + _table(
             ["model", "display name", "provider", "min tier", "multiplier", "output cap"], model_rows, numeric={4, 5}
         ),
