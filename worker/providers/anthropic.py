@@ -11,6 +11,9 @@ from catalog import Usage
 from worker.providers.base import ProviderReply, ProviderRequest
 from worker.providers.classify import connection_error, status_error, unexpected_error
 
+#: How messages name the provider.
+_LABEL = "Anthropic"
+
 __all__ = ["AnthropicProvider", "reply_from_message"]
 
 #: A backstop only: the job's `timeoutSecs` (at most 3600) bounds every call. Setting it explicitly
@@ -50,12 +53,12 @@ class AnthropicProvider:
             )
         except anthropic.APIStatusError as exc:
             raise status_error(
-                self.name, exc.status_code, _error_detail(exc.body), exc.response.headers, secrets=self._secrets
+                _LABEL, exc.status_code, _error_detail(exc.body), exc.response.headers, secrets=self._secrets
             ) from None
         except anthropic.APIConnectionError as exc:
-            raise connection_error(self.name, exc) from None
+            raise connection_error(_LABEL, exc) from None
         except Exception as exc:
-            raise unexpected_error(self.name, f"{type(exc).__name__}: {exc}", secrets=self._secrets) from None
+            raise unexpected_error(_LABEL, f"{type(exc).__name__}: {exc}", secrets=self._secrets) from None
         return reply_from_message(message)
 
     async def aclose(self) -> None:

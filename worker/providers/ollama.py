@@ -11,6 +11,9 @@ from catalog import Usage
 from worker.providers.base import ProviderError, ProviderReply, ProviderRequest
 from worker.providers.classify import connection_error, status_error, unexpected_error
 
+#: How messages name the provider.
+_LABEL = "Ollama"
+
 __all__ = ["DONE_REASONS", "OllamaProvider", "ollama_base_url", "parse_chat_answer"]
 
 #: A backstop only: the job's `timeoutSecs` (at most 3600) bounds every call.
@@ -64,9 +67,9 @@ class OllamaProvider:
                 "/api/chat", content=orjson.dumps(body), headers={"content-type": "application/json"}
             )
         except httpx.TransportError as exc:
-            raise connection_error(self.name, exc) from None
+            raise connection_error(_LABEL, exc) from None
         if response.status_code != 200:
-            raise status_error(self.name, response.status_code, _error_detail(response.content), response.headers)
+            raise status_error(_LABEL, response.status_code, _error_detail(response.content), response.headers)
         return parse_chat_answer(response.content)
 
     async def aclose(self) -> None:
@@ -81,11 +84,11 @@ def parse_chat_answer(body: bytes) -> ProviderReply:
         try:
             chunks = [orjson.loads(line) for line in body.splitlines() if line.strip()]
         except orjson.JSONDecodeError:
-            raise unexpected_error("ollama", "the answer is not JSON or NDJSON") from None
+            raise unexpected_error(_LABEL, "the answer is not JSON or NDJSON") from None
     parts: list[str] = []
     for chunk in chunks:
         if not isinstance(chunk, dict):
-            raise unexpected_error("ollama", "the answer holds something other than JSON objects")
+            raise unexpected_error(_LABEL, "the answer holds something other than JSON objects")
         if "error" in chunk:
             raise _reported_error(chunk["error"])
         message = chunk.get("message")
@@ -99,11 +102,11 @@ def parse_chat_answer(body: bytes) -> ProviderReply:
                     input_tokens=_count(chunk.get("prompt_eval_count")), output_tokens=_count(chunk.get("eval_count"))
                 ),
             )
-    raise unexpected_error("ollama", "the answer ended before Ollama said it was done")
+    raise unexpected_error(_LABEL, "the answer ended before Ollama said it was done")
 
 
 def _reported_error(error: object) -> ProviderError:
-    return unexpected_error("ollama", f"reported an error: {error if isinstance(error, str) else 'unknown'}")
+    return unexpected_error(_LABEL, f"reported an error: {error if isinstance(error, str) else 'unknown'}")
 
 
 def _stop_reason(done_reason: object) -> str | None:
