@@ -22,7 +22,7 @@ from catalog.model import DEFAULT_OUTPUT_CAP, PROVIDERS, Catalog, ModelSpec, Pro
 
 __all__ = ["CatalogError", "Fault", "default_catalog", "load_catalog", "parse_catalog"]
 
-DEFAULT_SOURCE = "catalog/default.toml (built in)"
+_DEFAULT_SOURCE = "catalog/default.toml (built in)"
 
 _TIER_KEYS = ("rank", "default_model")
 _MODEL_KEYS = ("id", "display_name", "provider", "min_tier", "multiplier", "output_cap")
@@ -65,8 +65,9 @@ def parse_catalog(text: str, source: str) -> Catalog:
     return _Reader(text, source).read(document)
 
 
-def load_catalog(path: Path) -> Catalog:
-    source = str(path)
+def load_catalog(path: Path | str) -> Catalog:
+    """Read and check a catalog file; raise CatalogError naming every fault."""
+    source, path = str(path), Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -85,7 +86,7 @@ def load_catalog(path: Path) -> Catalog:
 @functools.cache
 def default_catalog() -> Catalog:
     text = resources.files("catalog").joinpath("default.toml").read_text(encoding="utf-8")
-    return parse_catalog(text, DEFAULT_SOURCE)
+    return parse_catalog(text, _DEFAULT_SOURCE)
 
 
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
@@ -302,12 +303,12 @@ class _Reader:
         first_seen: dict[str, tuple[int, int | None]] = {}  # id → (entry number, line)
         for number, (body, place) in enumerate(zip(raw, self.lines.models(len(raw)), strict=True), start=1):
             body = cast(dict[str, object], body)
-            model_id = body.get("id")
-            named = isinstance(model_id, str) and model_id != ""
-            entry = f"model {model_id!r}" if named else f"models entry #{number}"
+            raw_id = body.get("id")
+            model_id = raw_id if isinstance(raw_id, str) and raw_id else None
+            entry = f"model {model_id!r}" if model_id is not None else f"models entry #{number}"
             self._unknown_keys(body, _MODEL_KEYS, entry, place)
             spec = self._model(body, entry, place, declared_tiers)
-            if isinstance(model_id, str) and named:
+            if model_id is not None:
                 if model_id in first_seen:
                     earlier, line = first_seen[model_id]
                     at = f"line {line}" if line is not None else f"models entry #{earlier}"
