@@ -1,0 +1,178 @@
+"""Rule 4, validation: a readable job with a bad field is rejected (`invalid_job`), naming the field and fault."""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import Any
+
+import pytest
+
+from tests.door.jobs import JOB_ID, MISSING, REPLY_TO, RUN_ID, encode, envelope, job_data
+from worker.door import Door, Rejected
+from worker.errors import ErrorCode
+from worker.job import Job, RunRef
+
+BASE = job_data()
+NOT_NON_EMPTY_STRINGS: tuple[Any, ...] = (MISSING, None, "", 7, 7.5, True, [], ["a"], {})
+
+# (field, bad value): every kind of wrong value for each field of the job.
+INVALID_FIELDS: list[tuple[str, Any]] = [
+    ("type", None),
+    ("type", ""),
+    ("type", "agent.run"),
+    ("type", "Agent.Execute"),
+    ("type", 1),
+    *[(field, value) for field in ("agentId", "userId") for value in NOT_NON_EMPTY_STRINGS],
+    ("tier", MISSING),
+    ("tier", None),
+    ("tier", 5),
+    ("tier", True),
+    ("tier", ["m5"]),
+    ("tier", {}),
+    ("model", 5),
+    ("model", False),
+    ("model", ["claude-sonnet-4-6"]),
+    ("model", {}),
+    ("systemPrompt", 5),
+    ("systemPrompt", True),
+    ("systemPrompt", ["be brief"]),
+    ("systemPrompt", {"text": "be brief"}),
+    ("timeoutSecs", 0),
+    ("timeoutSecs", -1),
+    ("timeoutSecs", 3601),
+    ("timeoutSecs", 300.0),
+    ("timeoutSecs", 1.5),
+    ("timeoutSecs", True),
+    ("timeoutSecs", False),
+    ("timeoutSecs", "300"),
+    ("timeoutSecs", [300]),
+    ("timeoutSecs", {}),
+    ("timeoutSecs", 2**70),  # beyond 64 bits: read as a float
+    ("maxTokens", 0),
+    ("maxTokens", -4096),
+    ("maxTokens", 4096.0),
+    ("maxTokens", True),
+    ("maxTokens", "4096"),
+    ("maxTokens", [4096]),
+    ("maxTokens", 2**64),  # beyond 64 bits: read as a float
+    ("inputPayload", "Summarise the attached notes."),
+    ("inputPayload", ""),
+    ("inputPayload", []),
+    ("inputPayload", [{"message": "hi"}]),
+    ("inputPayload", 5),
+    ("inputPayload", True),
+]
+
+
+def _echo(field: str, value: Any) -> RunRef:
+    """The run reference a job with `field` set to `value` echoes (contract 6: strings echoed, else null)."""
+
+    def text(name: str) -> str | None:
+        raw = value if field == name else BASE[name]
+        return raw if isinstance(raw, str) else None
+
+    return RunRef(
+        run_id=RUN_ID,
+        job_id=JOB_ID,
+        agent_id=text("agentId"),
+        user_id=text("userId"),
+        tier=text("tier"),
+        requested_model=text("model") or None,
+        reply_to=REPLY_TO,
+    )
+
+
+def _rejected(body: dict[str, Any], door: Door | None = None) -> Rejected:
+    verdict = (door or Door()).open(encode(body))
+    assert isinstance(verdict, Rejected), verdict
+    return verdict
+
+
+@pytest.mark.parametrize(("field", "value"), INVALID_FIELDS, ids=[f"{f}={v!r}"[:40] for f, v in INVALID_FIELDS])
+def test_bad_field_is_invalid_job_naming_the_field(field: str, value: Any) -> None:
+    verdict = _rejected(envelope(job_data({field: value})))
+    assert verdict.code is ErrorCode.INVALID_JOB
+    assert verdict.message.startswith(f"Invalid job: {field} ")
+    assert ";" not in verdict.message  # one fault, one field
+    assert verdict.ref == _echo(field, value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"agentId": MISSING}, "Invalid job: agentId is missing (it must be a non-empty string)."),
+        ({"agentId": ""}, 'Invalid job: agentId must be a non-empty string, not "".'),
+        ({"type": None}, 'Invalid job: type must be absent or "agent.execute", not null.'),
+        ({"tier": ["m5"]}, "Invalid job: tier must be a string, not an array."),
+        ({"model": 5}, "Invalid job: model must be a string, or absent or null, not 5."),
+        (
+            {"timeoutSecs": 300.0},
+            "Invalid job: timeoutSecs must be a JSON integer from 1 to 3600, or absent or null, not 300.0.",
+        ),
+        (
+            {"timeoutSecs": True},
+            "Invalid job: timeoutSecs must be a JSON integer from 1 to 3600, or absent or null, not true.",
+        ),
+        (
+            {"maxTokens": "4096"},
+            'Invalid job: maxTokens must be a JSON integer of at least 1, or absent or null, not "4096".',
+        ),
+        # Prompt text is never quoted back, so results and logs cannot leak it.
+        (
+            {"inputPayload": "Summarise my salary slip"},
+            "Invalid job: inputPayload must be a JSON object, or absent or null, not a string.",
+        ),
+        (
+            {"systemPrompt": {"text": "x"}},
+            "Invalid job: systemPrompt must be a string, or absent or null, not an object.",
+        ),
+        ({"type": "x" * 41}, 'Invalid job: type must be absent or "agent.execute", not a string of 41 characters.'),
+    ],
+)
+def test_rejection_message(changes: dict[str, Any], message: str) -> None:
+    assert _rejected(envelope(job_data(changes))).message == message
+
+
+def test_every_fault_is_named_in_field_order() -> None:
+    body = envelope(job_data({"maxTokens": 0, "agentId": MISSING, "type": "x"}), {"replyTo": "$JS.API.x"})
+    assert _rejected(body).message == (
+        'Invalid job: type must be absent or "agent.execute", not "x"; '
+        "agentId is missing (it must be a non-empty string); "
+        "maxTokens must be a JSON integer of at least 1, or absent or null, not 0; "
+        "replyTo must be dot-separated non-empty tokens of letters, digits, '_' and '-', not \"$JS.API.x\"."
+    )
+
+
+ACCEPTED: list[tuple[dict[str, Any], str, Any]] = [
+    ({"type": MISSING}, "tier", "m5"),
+    ({"model": MISSING}, "ref.requested_model", None),
+    ({"model": None}, "ref.requested_model", None),
+    ({"model": ""}, "ref.requested_model", None),
+    ({"model": "ollama/llama3.2"}, "ref.requested_model", "ollama/llama3.2"),
+    ({"model": "no-such-model"}, "ref.requested_model", "no-such-model"),  # the gate's business
+    ({"systemPrompt": MISSING}, "system_prompt", None),
+    ({"systemPrompt": None}, "system_prompt", None),
+    ({"systemPrompt": ""}, "system_prompt", ""),
+    ({"timeoutSecs": MISSING}, "timeout_secs", 300),
+    ({"timeoutSecs": None}, "timeout_secs", 300),
+    ({"timeoutSecs": 1}, "timeout_secs", 1),
+    ({"timeoutSecs": 3600}, "timeout_secs", 3600),
+    ({"maxTokens": MISSING}, "max_tokens", 4096),
+    ({"maxTokens": None}, "max_tokens", 4096),
+    ({"maxTokens": 1}, "max_tokens", 1),
+    ({"maxTokens": 1_000_000}, "max_tokens", 1_000_000),  # lowered to the model's cap by the pipeline, after the gate
+    ({"maxTokens": 2**63 - 1}, "max_tokens", 2**63 - 1),
+    ({"inputPayload": MISSING}, "user_message", "{}"),
+    ({"inputPayload": None}, "user_message", "{}"),
+    ({"inputPayload": {}}, "user_message", "{}"),
+    ({"tier": ""}, "tier", ""),  # any string passes the door; the gate says unknown_tier
+    ({"tier": "M5"}, "ref.tier", "M5"),
+    ({"agentId": " "}, "agent_id", " "),
+]
+
+
+@pytest.mark.parametrize(("changes", "attribute", "expected"), ACCEPTED, ids=lambda v: repr(v)[:30])
+def test_accepted_value(changes: dict[str, Any], attribute: str, expected: Any) -> None:
+    verdict = Door().open(encode(envelope(job_data(changes))))
+    assert isinstance(verdict, Job), verdict
+    assert attrgetter(attribute)(verdict) == expected
