@@ -9,7 +9,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from catalog import Bill, Usage
+from catalog import Bill, Usage, multiplier_text
 from worker.errors import ErrorCode
 
 __all__ = ["ResultBilling", "ResultError", "ResultUsage", "RunResult", "Status"]
@@ -45,9 +45,8 @@ class ResultBilling(_Wire):
 
     @field_serializer("multiplier")
     def _multiplier_as_string(self, value: Decimal) -> str:
-        # A JSON string keeps the decimal exact for every reader; normalise so 3.0 reads "3".
-        text = format(value.normalize(), "f")
-        return text
+        # A JSON string keeps the decimal exact for every reader.
+        return multiplier_text(value)
 
     @classmethod
     def of(cls, bill: Bill) -> ResultBilling:
