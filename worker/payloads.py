@@ -1,0 +1,43 @@
+"""Job bodies read from files, for `replay` and `demo`: a JSON document (one object or an array) or JSONL.
+
+A file whose whole text is one JSON object is one job body, passed to the door byte for byte. A JSON
+array is one body per element. Anything else is read as JSONL: one body per non-blank line, byte for
+byte, so a malformed line reaches the door as it is and is dead-lettered like on the wire. `-` is stdin.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+__all__ = ["Payload", "read_payloads"]
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    body: bytes
+    source: str
+    """Where the body came from: `file`, `file[index]` for an array element, `file:line` for JSONL."""
+
+
+def read_payloads(path: Path) -> Iterator[Payload]:
+    """The job bodies in `path`; raises `OSError` when it cannot be read."""
+    name = str(path)
+    data = sys.stdin.buffer.read() if name == "-" else path.read_bytes()
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        document = None
+    if isinstance(document, dict):
+        yield Payload(data.strip(), name)
+    elif isinstance(document, list):
+        for index, element in enumerate(document):
+            yield Payload(orjson.dumps(element), f"{name}[{index}]")
+    else:
+        for number, line in enumerate(data.splitlines(), start=1):
+            if line.strip():
+                yield Payload(line, f"{name}:{number}")
