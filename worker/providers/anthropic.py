@@ -37,9 +37,11 @@ class AnthropicProvider:
             timeout=_TRANSPORT_TIMEOUT,
             http_client=http_client,
         )
-        self._secrets = (api_key,)
+        self._api_key = api_key
 
     async def complete(self, request: ProviderRequest) -> ProviderReply:
+        # Nothing the provider says back may carry the key or the prompt into a result or a log.
+        secrets = (self._api_key, request.system_prompt, request.user_message)
         optional: dict[str, Any] = {}
         # An empty system prompt says nothing, and the API refuses empty text, so it is left out like a missing one.
         if request.system_prompt:
@@ -52,13 +54,12 @@ class AnthropicProvider:
                 **optional,
             )
         except anthropic.APIStatusError as exc:
-            raise status_error(
-                _LABEL, exc.status_code, _error_detail(exc.body), exc.response.headers, secrets=self._secrets
-            ) from None
+            detail = _error_detail(exc.body)
+            raise status_error(_LABEL, exc.status_code, detail, exc.response.headers, secrets=secrets) from None
         except anthropic.APIConnectionError as exc:
             raise connection_error(_LABEL, exc) from None
         except Exception as exc:
-            raise unexpected_error(_LABEL, f"{type(exc).__name__}: {exc}", secrets=self._secrets) from None
+            raise unexpected_error(_LABEL, f"{type(exc).__name__}: {exc}", secrets=secrets) from None
         return reply_from_message(message)
 
     async def aclose(self) -> None:

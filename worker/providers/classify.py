@@ -17,12 +17,14 @@ __all__ = ["connection_error", "parse_retry_after", "redact", "status_error", "u
 
 #: Provider messages are quoted into results; a long one is cut so a result stays small.
 _MAX_DETAIL = 300
+#: Shorter secrets (a prompt of "hi") would only mangle ordinary words of the message without hiding anything.
+_MIN_SECRET = 8
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every non-empty secret replaced, and cut to a length fit for a result message."""
+    """`text` with every secret (the API key, the prompt texts) replaced, cut to a length fit for a result."""
     for secret in secrets:
-        if secret:
+        if secret and len(secret) >= _MIN_SECRET:
             text = text.replace(secret, "[redacted]")
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 

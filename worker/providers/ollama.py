@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -52,6 +53,8 @@ class OllamaProvider:
         self._client = httpx.AsyncClient(base_url=ollama_base_url(host), limits=limits, timeout=_TRANSPORT_TIMEOUT)
 
     async def complete(self, request: ProviderRequest) -> ProviderReply:
+        # Nothing Ollama says back may carry the prompt into a result or a log.
+        secrets = (request.system_prompt, request.user_message)
         messages = []
         if request.system_prompt:
             messages.append({"role": "system", "content": request.system_prompt})
@@ -69,14 +72,15 @@ class OllamaProvider:
         except httpx.TransportError as exc:
             raise connection_error(_LABEL, exc) from None
         if response.status_code != 200:
-            raise status_error(_LABEL, response.status_code, _error_detail(response.content), response.headers)
-        return parse_chat_answer(response.content)
+            detail = _error_detail(response.content)
+            raise status_error(_LABEL, response.status_code, detail, response.headers, secrets=secrets)
+        return parse_chat_answer(response.content, secrets=secrets)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def parse_chat_answer(body: bytes) -> ProviderReply:
+def parse_chat_answer(body: bytes, *, secrets: Iterable[str | None] = ()) -> ProviderReply:
     """A `/api/chat` answer: one JSON object, or NDJSON chunks ending in a `done` one. `{"error"}` anywhere fails."""
     try:
         chunks: list[Any] = [orjson.loads(body)]
@@ -90,7 +94,7 @@ def parse_chat_answer(body: bytes) -> ProviderReply:
         if not isinstance(chunk, dict):
             raise unexpected_error(_LABEL, "the answer holds something other than JSON objects")
         if "error" in chunk:
-            raise _reported_error(chunk["error"])
+            raise _reported_error(chunk["error"], secrets)
         message = chunk.get("message")
         if isinstance(message, dict) and isinstance(message.get("content"), str):
             parts.append(message["content"])
@@ -105,8 +109,9 @@ def parse_chat_answer(body: bytes) -> ProviderReply:
     raise unexpected_error(_LABEL, "the answer ended before Ollama said it was done")
 
 
-def _reported_error(error: object) -> ProviderError:
-    return unexpected_error(_LABEL, f"reported an error: {error if isinstance(error, str) else 'unknown'}")
+def _reported_error(error: object, secrets: Iterable[str | None]) -> ProviderError:
+    what = error if isinstance(error, str) else "unknown"
+    return unexpected_error(_LABEL, f"reported an error: {what}", secrets=secrets)
 
 
 def _stop_reason(done_reason: object) -> str | None:

@@ -1,0 +1,67 @@
+"""Providers against the fake servers over real loopback HTTP: the SDK and httpx run for real."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from worker.providers import AnthropicProvider, OllamaProvider, Provider, ProviderRequest
+from worker.testing import FakeAnthropic, FakeConfig, FakeOllama, FakeServer
+
+API_KEY = "sk-ant-test-0123456789-do-not-leak"
+SYSTEM_PROMPT = "SYSTEM-PROMPT-TEXT You are terse."
+USER_MESSAGE = "USER-PROMPT-TEXT Summarise the notes."
+REQUEST = ProviderRequest(
+    model="claude-sonnet-4-6", system_prompt=SYSTEM_PROMPT, user_message=USER_MESSAGE, max_tokens=64
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Harness:
+    """A provider pointed at its fake, so one test body can run against both providers."""
+
+    fake: FakeServer
+    provider: Provider
+
+
+@pytest.fixture
+async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic(FakeConfig(api_key=API_KEY)) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_ollama() -> AsyncIterator[FakeOllama]:
+    async with FakeOllama() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def anthropic_provider(fake_anthropic: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
+    provider = AnthropicProvider(api_key=API_KEY, base_url=fake_anthropic.url, concurrency=4)
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture
+async def ollama_provider(fake_ollama: FakeOllama) -> AsyncIterator[OllamaProvider]:
+    provider = OllamaProvider(host=fake_ollama.url, concurrency=4)
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture(params=["anthropic", "ollama"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each provider with its own fake; a pool of one connection, so a leaked connection would stall the next call."""
+    if request.param == "anthropic":
+        async with FakeAnthropic(FakeConfig(api_key=API_KEY)) as fake:
+            provider: Provider = AnthropicProvider(api_key=API_KEY, base_url=fake.url, concurrency=1)
+            yield Harness(fake, provider)
+            await provider.aclose()
+    else:
+        async with FakeOllama() as fake:
+            provider = OllamaProvider(host=fake.url, concurrency=1)
+            yield Harness(fake, provider)
+            await provider.aclose()
