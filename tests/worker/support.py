@@ -1,0 +1,113 @@
+"""Building seed-format jobs and watching what the worker publishes, for the worker's tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from worker.jetstream.results import result_subject
+
+__all__ = ["JOB_SUBJECT", "Inbox", "ResultWatch", "job", "new_run_id", "publish_job", "stored_count"]
+
+JOB_SUBJECT = "maschina.jobs.agent.agent.execute"
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def job(run_id: str | None = None, *, reply_to: str | None = None, **data: Any) -> dict[str, Any]:
+    """A job in the API's envelope, as in contract section 2; `data` fields override the sample's."""
+    body: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "timestamp": "2026-03-08T12:00:00.000Z",
+        "version": 1,
+        "subject": JOB_SUBJECT,
+        "data": {
+            "type": "agent.execute",
+            "runId": run_id or new_run_id(),
+            "agentId": "a9f3b2c1-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
+            "userId": "u1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+            "tier": "m5",
+            "model": "claude-sonnet-4-6",
+            "systemPrompt": "You are a research agent.",
+            "inputPayload": {"message": "Summarise the attached notes."},
+            "timeoutSecs": 300,
+            "maxTokens": 4096,
+            **data,
+        },
+    }
+    if reply_to is not None:
+        body["replyTo"] = reply_to
+    return body
+
+
+async def publish_job(client: Client, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> int:
+    """Publish with JetStream, as the API does; returns the job's stream sequence."""
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    ack = await client.jetstream().publish(JOB_SUBJECT, raw, headers=headers)
+    return int(ack.seq)
+
+
+async def stored_count(client: Client, run_id: str, stream: str = "MASCHINA_RESULTS") -> int:
+    """How many records the results stream holds for `run_id`."""
+    subject = result_subject(run_id)
+    info = await client.jetstream().stream_info(stream, subjects_filter=subject)
+    return int((info.state.subjects or {}).get(subject, 0))
+
+
+class Inbox:
+    """A core NATS subscription collecting messages; `next()` waits for one."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.messages: asyncio.Queue[Msg] = asyncio.Queue()
+        self._subscription: Subscription | None = None
+
+    async def open(self, client: Client) -> Inbox:
+        self._subscription = await client.subscribe(self.subject, cb=self.messages.put)
+        return self
+
+    async def next(self, within: float = 10.0) -> Msg:
+        return await asyncio.wait_for(self.messages.get(), within)
+
+    async def json(self, within: float = 10.0) -> dict[str, Any]:
+        message = await self.next(within)
+        parsed: dict[str, Any] = orjson.loads(message.data)
+        return parsed
+
+
+class ResultWatch:
+    """Every result the worker stores (seen on `maschina.results.>`), by runId."""
+
+    def __init__(self) -> None:
+        self.by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._changed = asyncio.Event()
+
+    async def open(self, client: Client) -> ResultWatch:
+        await client.subscribe("maschina.results.>", cb=self._on_result)
+        return self
+
+    async def _on_result(self, message: Msg) -> None:
+        result = orjson.loads(message.data)
+        self.by_run[result["runId"]].append(result)
+        self._changed.set()
+
+    async def wait_for(self, run_ids: list[str] | str, within: float = 10.0) -> dict[str, dict[str, Any]]:
+        """The first result of each run, once all have one."""
+        wanted = [run_ids] if isinstance(run_ids, str) else run_ids
+        async with asyncio.timeout(within):
+            while not all(self.by_run.get(run_id) for run_id in wanted):
+                self._changed.clear()
+                await self._changed.wait()
+        return {run_id: self.by_run[run_id][0] for run_id in wanted}
+
+    async def one(self, run_id: str, within: float = 10.0) -> dict[str, Any]:
+        return (await self.wait_for(run_id, within))[run_id]

@@ -1,0 +1,55 @@
+"""`agent-worker run`: the long-running worker, configured entirely by environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from catalog import CatalogError
+from worker.logging import configure_logging
+from worker.service import Worker
+from worker.settings import Settings, SettingsError
+
+__all__ = ["add_arguments", "run"]
+
+EXIT_BAD_CONFIG = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = settings_help()
+
+
+def settings_help() -> str:
+    rows = Settings.describe()
+    width = max(len(name) for name, _, _ in rows)
+    lines = ["settings (environment variables, with their defaults):"]
+    for name, default, description in rows:
+        lines.append(f"  {name:<{width}}  {description}; default: {default or '(unset)'}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"agent-worker: bad setting: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    configure_logging(settings.log_format)
+    try:
+        worker = Worker(settings)
+    except (CatalogError, OSError) as exc:
+        print(f"agent-worker: bad catalog: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    return _run_event_loop(worker.run_until_signal())
+
+
+def _run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return int(uvloop.run(main))

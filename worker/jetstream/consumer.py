@@ -1,0 +1,222 @@
+"""The job consumer: pull jobs in batches of free slots and run each as its own task (contract section 7).
+
+Per job: door → dead-letter (and terminate), or → stored result? (re-send it, ack) → pipeline →
+nak with a delay (retryable, deliveries remain), or store the result → reply copy → ack.
+A job is acked only once its record is stored; while it runs, `in_progress` keeps it ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import suppress
+
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
+
+from worker.door import DeadLetter, Door
+from worker.jetstream.deadletter import DeadLetters
+from worker.jetstream.persist import until_stored
+from worker.jetstream.recorder import Recorder
+from worker.metrics import Metrics
+from worker.pipeline import Pipeline, Retry
+
+__all__ = ["FETCH_TIMEOUT_SECS", "JobConsumer"]
+
+log = structlog.get_logger(__name__)
+
+# How long one pull waits for jobs; also the longest the fetch loop takes to notice a stop.
+FETCH_TIMEOUT_SECS = 1.0
+# Seconds to wait for the server to confirm an ack; an unconfirmed ack only costs a harmless redelivery.
+ACK_TIMEOUT_SECS = 5.0
+_FETCH_ERROR_BACKOFF_SECS = 0.5
+
+
+class JobConsumer:
+    def __init__(
+        self,
+        subscription: JetStreamContext.PullSubscription,
+        *,
+        consumer: ConsumerConfig,
+        concurrency: int,
+        door: Door,
+        pipeline: Pipeline,
+        recorder: Recorder,
+        dead_letters: DeadLetters,
+        metrics: Metrics,
+    ) -> None:
+        self._subscription = subscription
+        self._concurrency = concurrency
+        # The consumer as the server has it: another replica may have created it with other settings.
+        self._max_deliver = consumer.max_deliver if consumer.max_deliver and consumer.max_deliver > 0 else None
+        self._heartbeat_secs = (consumer.ack_wait or 30.0) / 3
+        self._door = door
+        self._pipeline = pipeline
+        self._recorder = recorder
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self.last_tick = time.monotonic()
+        """When the fetch loop last went round (monotonic clock); `/healthz` reads it."""
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None and not self._loop.done()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._jobs)
+
+    def start(self) -> None:
+        self._loop = asyncio.create_task(self._fetch_loop(), name="fetch-loop")
+
+    async def finished(self) -> None:
+        """Returns when the fetch loop has ended: after `stop()`, or when the connection was closed."""
+        if self._loop is not None:
+            await asyncio.shield(self._loop)
+
+    async def stop(self, grace: float) -> None:
+        """Stop fetching; give in-flight jobs `grace` seconds; hand the rest back to be redelivered at once."""
+        self._stopping.set()
+        self._slot_freed.set()
+        if self._loop is not None:
+            await self._loop
+        if self._jobs:
+            log.info("waiting_for_jobs", in_flight=len(self._jobs), grace_secs=grace)
+            unfinished = set(self._jobs)
+            if grace > 0:
+                _, unfinished = await asyncio.wait(unfinished, timeout=grace)
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                log.warning("jobs_handed_back", count=len(unfinished))
+                await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def _fetch_loop(self) -> None:
+        while not self._stopping.is_set():
+            self.last_tick = time.monotonic()
+            free = self._concurrency - len(self._jobs)
+            if free <= 0:
+                self._slot_freed.clear()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), FETCH_TIMEOUT_SECS)
+                continue
+            try:
+                messages = await self._subscription.fetch(batch=free, timeout=FETCH_TIMEOUT_SECS)
+            except TimeoutError:
+                continue  # nothing arrived
+            except nats.errors.ConnectionClosedError:
+                log.error("fetch_loop_connection_closed")
+                return
+            except nats.errors.Error as exc:
+                log.warning("fetch_failed", error=repr(exc))
+                await asyncio.sleep(_FETCH_ERROR_BACKOFF_SECS)
+                continue
+            for message in messages:
+                if self._stopping.is_set():
+                    await _hand_back(message)
+                    continue
+                task = asyncio.create_task(self._run_job(message))
+                self._jobs.add(task)
+                task.add_done_callback(self._job_done)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self._jobs.discard(task)
+        self._slot_freed.set()
+
+    async def _run_job(self, message: Msg) -> None:
+        # Each job is its own task, so these bindings stay with this job's log lines.
+        structlog.contextvars.clear_contextvars()
+        received = time.monotonic()
+        self._metrics.in_flight.inc()
+        keep_alive = asyncio.create_task(self._keep_alive(message))
+        try:
+            await self._process(message, received)
+        except asyncio.CancelledError:
+            await _hand_back(message)
+            raise
+        except Exception:
+            # A bug, not a provider error: retry later, and the max-deliveries path ends it if it persists.
+            log.exception("job_crashed")
+            await _hand_back(message, delay=self._pipeline.retry.redelivery_delay(_attempt(message)))
+        finally:
+            keep_alive.cancel()
+            self._metrics.in_flight.dec()
+
+    async def _process(self, message: Msg, received: float) -> None:
+        metadata = message.metadata
+        attempt = _attempt(message)
+        stream_seq = metadata.sequence.stream
+        structlog.contextvars.bind_contextvars(attempt=attempt, streamSeq=stream_seq)
+        if attempt > 1:
+            self._metrics.redeliveries.inc()
+        verdict = self._door.open(message.data, message.headers)
+        if isinstance(verdict, DeadLetter):
+            await until_stored(
+                lambda: self._dead_letters.send(
+                    message.data,
+                    reason=verdict.reason,
+                    detail=verdict.detail,
+                    subject=message.subject,
+                    stream_seq=stream_seq,
+                ),
+                what="dead letter",
+            )
+            await message.term()
+            self._metrics.dead_letters.labels(reason=verdict.reason.value).inc()
+            log.warning("job_dead_lettered", reason=verdict.reason.value, detail=verdict.detail)
+            return
+        ref = verdict.ref
+        structlog.contextvars.bind_contextvars(
+            runId=ref.run_id, jobId=ref.job_id, tier=ref.tier, model=ref.requested_model
+        )
+        stored = await until_stored(lambda: self._recorder.store.lookup(ref.run_id), what="result lookup")
+        if stored is not None:
+            self._metrics.duplicates.inc()
+            log.info("job_already_has_result")
+            await self._recorder.reply(ref, stored)
+            await _ack(message)
+            return
+        final = self._max_deliver is not None and attempt >= self._max_deliver
+        outcome = await self._pipeline.run(verdict, attempt=attempt, final=final)
+        if isinstance(outcome, Retry):
+            await message.nak(delay=outcome.delay)
+            self._metrics.naks.labels(code=outcome.error.code.value).inc()
+            log.info("job_retry_later", code=outcome.error.code.value, delay_secs=outcome.delay)
+            return
+        await self._recorder.record(ref, outcome)
+        self._metrics.job_duration.labels(status=outcome.status).observe(time.monotonic() - received)
+        await _ack(message)
+
+    async def _keep_alive(self, message: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_secs)
+            try:
+                await message.in_progress()
+            except nats.errors.Error as exc:
+                log.debug("in_progress_failed", error=repr(exc))
+
+
+def _attempt(message: Msg) -> int:
+    return int(message.metadata.num_delivered or 1)
+
+
+async def _ack(message: Msg) -> None:
+    try:
+        await message.ack_sync(timeout=ACK_TIMEOUT_SECS)
+    except (TimeoutError, nats.errors.Error) as exc:
+        # The record is stored: a redelivery finds it and acks without running the job again.
+        log.warning("ack_unconfirmed", error=repr(exc))
+
+
+async def _hand_back(message: Msg, delay: float | None = None) -> None:
+    try:
+        await message.nak(delay=delay)
+    except nats.errors.Error as exc:
+        log.warning("nak_failed", error=repr(exc))

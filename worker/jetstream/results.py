@@ -1,0 +1,64 @@
+"""The result store: each run's one record at `maschina.results.agent.execute.<runId>` (contract section 6).
+
+A result is stored only if its subject holds none yet (`Nats-Expected-Last-Subject-Sequence: 0`), on
+top of the contract's `Nats-Msg-Id: <runId>` de-duplication, so a second record is refused even after
+the duplicate window. Whoever loses the race reads the winner's record back and uses that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+
+from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
+from worker.result import RunResult
+
+__all__ = ["ResultStore", "Stored", "result_subject"]
+
+# JetStream API error: the subject's last sequence is not the one the publisher expected.
+_WRONG_LAST_SEQUENCE = 10071
+
+
+def result_subject(run_id: str) -> str:
+    return RESULTS_SUBJECT_PREFIX + run_id
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The run's record as the stream holds it; `fresh` when this call stored it."""
+
+    body: bytes
+    fresh: bool
+
+
+class ResultStore:
+    def __init__(self, nc: Client, *, stream: str, allow_direct: bool) -> None:
+        self._js: JetStreamContext = nc.jetstream()
+        self._stream = stream
+        self._direct = allow_direct
+
+    async def lookup(self, run_id: str) -> bytes | None:
+        """The stored record of `run_id`, or None when there is none."""
+        try:
+            message = await self._js.get_last_msg(self._stream, result_subject(run_id), direct=self._direct)
+        except NotFoundError:
+            return None
+        return message.data or None
+
+    async def store(self, result: RunResult) -> Stored:
+        body = result.to_json()
+        headers = {"Nats-Msg-Id": result.run_id, "Nats-Expected-Last-Subject-Sequence": "0"}
+        try:
+            ack = await self._js.publish(result_subject(result.run_id), body, stream=self._stream, headers=headers)
+        except APIError as exc:
+            if exc.err_code != _WRONG_LAST_SEQUENCE:
+                raise
+        else:
+            if not ack.duplicate:
+                return Stored(body, fresh=True)
+        existing = await self.lookup(result.run_id)
+        # Only a record deleted by hand within the duplicate window gets here with None: ours is still the answer.
+        return Stored(existing if existing is not None else body, fresh=False)
