@@ -1,0 +1,58 @@
+"""`python -m bench`: run every benchmark, print the table, write the figures to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.loop import run_loop
+from bench.machine import Machine
+from bench.report import Row, format_table, markdown_table, update_doc
+from bench.scale import FULL, QUICK, Scale
+from bench.suite import run_suite
+
+__all__ = ["main"]
+
+DOC = Path("docs/benchmarks.md")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _generated(machine: Machine, rows: Sequence[Row], scale: Scale) -> str:
+    parameters = ", ".join(f"{name} {value}" for name, value in asdict(scale).items())
+    return "\n\n".join(
+        [
+            f"## Latest run: {machine.date}",
+            machine.markdown(),
+            markdown_table(rows),
+            f"Parameters: {parameters}.",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small, fast run proving each row can be measured")
+    parser.add_argument("--only", help="comma-separated benchmarks to run, e.g. T1,T3 (implies --no-write)")
+    parser.add_argument("--no-write", action="store_true", help=f"do not update {DOC}")
+    parser.add_argument("--doc", type=Path, default=DOC, help=f"where the figures go (default {DOC})")
+    args = parser.parse_args(argv)
+    scale = QUICK if args.quick else FULL
+    only = {key.strip().upper() for key in args.only.split(",")} if args.only else None
+    machine = Machine.describe()
+    rows = run_loop(run_suite(scale, only, progress=_progress))
+    print(format_table(rows))
+    # A quick or partial run's figures are not the project's figures.
+    if not (args.quick or only or args.no_write):
+        update_doc(args.doc, _generated(machine, rows, scale))
+        _progress(f"wrote {args.doc}")
+    return 0 if all(row.figure is not None for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

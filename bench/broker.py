@@ -1,0 +1,127 @@
+"""The NATS side of every benchmark: a fresh nats-server, the contract's streams, bulk publishing, counting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import nats
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from bench.jobs import JOB_SUBJECT
+from worker.embedded import NatsServer
+from worker.jetstream.topology import stream_configs
+from worker.settings import Settings
+
+__all__ = [
+    "JOBS_STREAM",
+    "RESULTS_STREAM",
+    "Arrivals",
+    "create_streams",
+    "fresh_server",
+    "publish_jobs",
+    "stored_results",
+    "wait_for_results",
+]
+
+JOBS_STREAM = "MASCHINA_JOBS"
+RESULTS_STREAM = "MASCHINA_RESULTS"
+_POLL = 0.01
+
+
+@asynccontextmanager
+async def fresh_server() -> AsyncIterator[tuple[NatsServer, Client, JetStreamContext]]:
+    """A nats-server of its own for one measurement, so no stream state carries over between them."""
+    server = NatsServer().start()
+    try:
+        nc = await nats.connect(server.url, max_reconnect_attempts=0)
+        try:
+            yield server, nc, nc.jetstream()
+        finally:
+            await nc.close()
+    finally:
+        server.close()
+
+
+async def create_streams(js: JetStreamContext) -> None:
+    """The streams exactly as the worker would create them, so that jobs can be stored before it starts."""
+    for config in stream_configs(Settings.from_env({})):
+        await js.add_stream(config)
+
+
+async def publish_jobs(nc: Client, bodies: list[bytes], *, chunk: int = 2000) -> None:
+    """Plain NATS publishes into the jobs stream, flushed in chunks so the server's buffers never overflow.
+
+    The stream stores them just as it stores the API's JetStream publishes; skipping the per-message
+    PubAck keeps the publisher from being the bottleneck of the benchmark.
+    """
+    for start in range(0, len(bodies), chunk):
+        for body in bodies[start : start + chunk]:
+            await nc.publish(JOB_SUBJECT, body)
+        await nc.flush()
+
+
+async def stored_results(js: JetStreamContext) -> int:
+    info = await js.stream_info(RESULTS_STREAM)
+    return int(info.state.messages)
+
+
+async def wait_for_results(
+    js: JetStreamContext, count: int, *, within: float, alive: Callable[[], bool] = lambda: True
+) -> float:
+    """Poll the results stream until it holds `count` records; return when that was seen (perf_counter)."""
+    deadline = time.perf_counter() + within
+    while True:
+        stored = await stored_results(js)
+        now = time.perf_counter()
+        if stored >= count:
+            return now
+        if now > deadline:
+            raise TimeoutError(f"only {stored} of {count} results stored within {within:.0f} s")
+        if not alive():
+            raise RuntimeError("the process under test exited before storing every result")
+        await asyncio.sleep(_POLL)
+
+
+class Arrivals:
+    """Results arriving on a subscription: when each run's first came, and whether every one completed.
+
+    A result that did not complete makes the measurement worthless (a misconfigured provider fails fast),
+    so `wait` raises rather than report it.
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.times: dict[str, float] = {}
+        self.not_completed: dict[str, str] = {}
+        self._all_in = asyncio.Event()
+
+    async def subscribe(self, nc: Client, subject: str) -> None:
+        await nc.subscribe(subject, cb=self._arrived)
+        await nc.flush()
+
+    async def _arrived(self, msg: Msg) -> None:
+        now = time.perf_counter()
+        result = orjson.loads(msg.data)
+        run_id = result["runId"]
+        self.times.setdefault(run_id, now)
+        if result["status"] != "completed":
+            self.not_completed[run_id] = f"{result['status']} {result.get('error')}"
+        if len(self.times) >= self.expected:
+            self._all_in.set()
+
+    async def wait(self, within: float) -> float:
+        """Wait for every expected run; return when the last one arrived (perf_counter)."""
+        try:
+            await asyncio.wait_for(self._all_in.wait(), within)
+        except TimeoutError:
+            raise TimeoutError(f"{len(self.times)} of {self.expected} results arrived within {within:.0f} s") from None
+        if self.not_completed:
+            run_id, what = next(iter(self.not_completed.items()))
+            raise RuntimeError(f"{len(self.not_completed)} runs did not complete, e.g. {run_id}: {what}")
+        return max(self.times.values())

@@ -1,0 +1,45 @@
+"""The benchmarks in table order; one that fails shows its rows as errors and the others still run."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from bench import t1_throughput, t2_fanout, t3_latency, t4_scaling
+from bench.report import Row, Spec
+from bench.scale import Scale
+
+__all__ = ["BENCHMARKS", "Benchmark", "run_suite"]
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    specs: Sequence[Spec]
+    run: Callable[[Scale], Awaitable[list[Row]]]
+
+    @property
+    def keys(self) -> list[str]:
+        return [spec.key.split()[0] for spec in self.specs]
+
+
+BENCHMARKS = (
+    Benchmark(t1_throughput.SPECS, t1_throughput.run),
+    Benchmark(t2_fanout.SPECS, t2_fanout.run),
+    Benchmark(t3_latency.SPECS, t3_latency.run),
+    Benchmark(t4_scaling.SPECS, t4_scaling.run),
+)
+
+
+async def run_suite(scale: Scale, only: set[str] | None = None, *, progress: Callable[[str], None]) -> list[Row]:
+    rows: list[Row] = []
+    for benchmark in BENCHMARKS:
+        if only is not None and not only.intersection(benchmark.keys):
+            continue
+        progress("running " + ", ".join(dict.fromkeys(benchmark.keys)) + " ...")
+        try:
+            rows += await benchmark.run(scale)
+        except Exception as exc:
+            progress(traceback.format_exc())
+            rows += [spec.failed(f"{type(exc).__name__}: {exc}") for spec in benchmark.specs]
+    return rows

@@ -1,0 +1,74 @@
+"""T2 and T5: thousands of slow calls in flight in one replica, against the bare SDK making the same calls."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from bench.baseline import bare_sdk
+from bench.broker import Arrivals, fresh_server, publish_jobs
+from bench.jobs import RESULT_PREFIX, job_body
+from bench.process import PeakRss
+from bench.replica import replicas
+from bench.report import Row, Spec, Target
+from bench.scale import Scale
+from worker.testing import FakeConfig, FakeProcess
+
+__all__ = ["SPECS", "run"]
+
+WALL = Spec("T2 wall", "slow provider, many in flight: wall time over the bare SDK's", Target("≤", 1.25, "×"))
+PEAK = Spec("T2 rss", "slow provider, many in flight: peak RSS of the replica", Target("≤", 250.0, " MB"))
+PER_JOB = Spec("T5", "memory per job in flight (T2 peak minus idle RSS)", Target("≤", 100.0, " KB"))
+SPECS = (WALL, PEAK, PER_JOB)
+
+_MB = 1e6
+_SETTLE = 1.0
+"""Seconds a ready replica is left alone before its idle RSS is read."""
+
+
+async def _worker_run(fake: FakeProcess, scale: Scale) -> tuple[float, int, int, int]:
+    """Wall time, idle RSS, peak RSS, and the most calls the fake saw in flight at once."""
+    await fake.reset()
+    async with (
+        fresh_server() as (server, nc, _),
+        replicas(1, nats_url=server.url, anthropic_url=fake.url, concurrency=scale.t2_concurrency) as (replica,),
+    ):
+        await asyncio.sleep(_SETTLE)
+        arrivals = Arrivals(scale.t2_jobs)
+        await arrivals.subscribe(nc, RESULT_PREFIX + ">")
+        with PeakRss(replica.pid) as rss:
+            idle = rss.sample()
+            started = time.perf_counter()
+            await publish_jobs(nc, [job_body("t2", i) for i in range(scale.t2_jobs)])
+            finished = await arrivals.wait(60 + 10 * scale.t2_jobs * scale.t2_delay / scale.t2_concurrency)
+        peak = rss.peak
+    in_flight = int((await fake.stats())["max_in_flight"])
+    return finished - started, idle, peak, in_flight
+
+
+async def run(scale: Scale) -> list[Row]:
+    bare_walls: list[float] = []
+    runs: list[tuple[float, int, int, int]] = []
+    async with FakeProcess("anthropic", FakeConfig(delay=scale.t2_delay)) as fake:
+        for _ in range(scale.trials):
+            args = ("--calls", str(scale.t2_jobs), "--concurrency", str(scale.t2_concurrency))
+            bare_walls.append(float((await bare_sdk("burst", fake.url, *args))["wall"]))
+            runs.append(await _worker_run(fake, scale))
+    bare_wall = statistics.median(bare_walls)
+    worker_wall = statistics.median(run[0] for run in runs)
+    # Memory is judged on the worst trial: the peak is what a pod's limit must hold.
+    _, idle, peak, in_flight = max(runs, key=lambda run: run[2])
+    setup = f"{scale.t2_jobs:,} jobs, provider delay {scale.t2_delay:g} s, WORKER_CONCURRENCY={scale.t2_concurrency}"
+    return [
+        WALL.measured(
+            worker_wall / bare_wall,
+            f"worker {worker_wall:.2f} s vs bare SDK {bare_wall:.2f} s (ideal "
+            f"{scale.t2_delay * -(-scale.t2_jobs // scale.t2_concurrency):.1f} s); {setup}; median of {scale.trials}",
+        ),
+        PEAK.measured(peak / _MB, f"idle {idle / _MB:.0f} MB, peak {peak / _MB:.0f} MB; {setup}"),
+        PER_JOB.measured(
+            (peak - idle) / in_flight / 1e3,
+            f"({peak / _MB:.0f} MB - {idle / _MB:.0f} MB) / {in_flight:,} calls in flight (seen by the fake)",
+        ),
+    ]

@@ -1,0 +1,72 @@
+"""T3: what the worker adds to a call's latency at a steady 100 jobs/s: two NATS hops, door, gate, billing, store."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from bench.baseline import bare_sdk
+from bench.broker import Arrivals, fresh_server
+from bench.jobs import JOB_SUBJECT, job_body, run_id
+from bench.replica import replicas
+from bench.report import Row, Spec, Target
+from bench.scale import Scale
+from worker.testing import FakeConfig, FakeProcess
+
+__all__ = ["SPECS", "run"]
+
+P50 = Spec("T3 p50", "added latency at 100 jobs/s, p50 (publish→result minus bare SDK call)", Target("≤", 2.0, " ms"))
+P99 = Spec("T3 p99", "added latency at 100 jobs/s, p99 (publish→result minus bare SDK call)", Target("≤", 6.0, " ms"))
+SPECS = (P50, P99)
+
+_INBOX = "_INBOX.bench."
+_CONCURRENCY = 64
+"""The worker's default WORKER_CONCURRENCY; at 100 jobs/s of instant calls only a few are ever in flight."""
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return cuts[49], cuts[98]
+
+
+async def _worker_latencies(fake_url: str, scale: Scale) -> list[float]:
+    """Publish paced jobs, each with its own reply inbox, and time each from publish to its result's arrival."""
+    total = scale.t3_warmup + scale.t3_jobs
+    async with (
+        fresh_server() as (server, nc, _),
+        replicas(1, nats_url=server.url, anthropic_url=fake_url, concurrency=_CONCURRENCY),
+    ):
+        arrivals = Arrivals(total)
+        await arrivals.subscribe(nc, _INBOX + ">")
+        loop = asyncio.get_running_loop()
+        published: dict[str, float] = {}
+        start = loop.time()
+        for index in range(total):
+            await asyncio.sleep(max(0.0, start + index / scale.t3_rate - loop.time()))
+            body = job_body("t3", index, reply_to=_INBOX + run_id("t3", index))
+            published[run_id("t3", index)] = time.perf_counter()
+            await nc.publish(JOB_SUBJECT, body)
+        await arrivals.wait(60.0)
+    measured = [run_id("t3", index) for index in range(scale.t3_warmup, total)]
+    return [arrivals.times[rid] - published[rid] for rid in measured]
+
+
+async def run(scale: Scale) -> list[Row]:
+    async with FakeProcess("anthropic", FakeConfig(delay=0.0)) as fake:
+        args = ("--calls", str(scale.t3_jobs), "--warmup", str(scale.t3_warmup), "--rate", str(scale.t3_rate))
+        bare = [float(latency) for latency in (await bare_sdk("paced", fake.url, *args))["latencies"]]
+        worker = await _worker_latencies(fake.url, scale)
+    bare_p50, bare_p99 = _percentiles(bare)
+    worker_p50, worker_p99 = _percentiles(worker)
+    setup = f"{scale.t3_jobs:,} jobs at {scale.t3_rate:g}/s after {scale.t3_warmup} warm-up, zero-delay fake"
+    return [
+        P50.measured(
+            (worker_p50 - bare_p50) * 1e3,
+            f"worker {worker_p50 * 1e3:.2f} ms vs bare SDK call {bare_p50 * 1e3:.2f} ms; {setup}",
+        ),
+        P99.measured(
+            (worker_p99 - bare_p99) * 1e3,
+            f"worker {worker_p99 * 1e3:.2f} ms vs bare SDK call {bare_p99 * 1e3:.2f} ms; {setup}",
+        ),
+    ]

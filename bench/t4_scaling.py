@@ -1,0 +1,45 @@
+"""T4: replicas share the consumer, so three of them, each held to its concurrency, do three times the work."""
+
+from __future__ import annotations
+
+import time
+
+from bench.broker import Arrivals, fresh_server, publish_jobs
+from bench.jobs import RESULT_PREFIX, job_body
+from bench.replica import replicas
+from bench.report import Row, Spec, Target
+from bench.scale import Scale
+from worker.testing import FakeConfig, FakeProcess
+
+__all__ = ["SPECS", "run"]
+
+SCALING = Spec("T4", "three replicas' jobs/s over one's, concurrency-bound", Target("≥", 2.7, "×"))
+SPECS = (SCALING,)
+
+
+async def _rate(fake_url: str, scale: Scale, count: int) -> float:
+    async with (
+        fresh_server() as (server, nc, _),
+        replicas(count, nats_url=server.url, anthropic_url=fake_url, concurrency=scale.t4_concurrency),
+    ):
+        arrivals = Arrivals(scale.t4_jobs)
+        await arrivals.subscribe(nc, RESULT_PREFIX + ">")
+        started = time.perf_counter()
+        await publish_jobs(nc, [job_body(f"t4-{count}", i) for i in range(scale.t4_jobs)])
+        finished = await arrivals.wait(60 + 2 * scale.t4_jobs * scale.t4_delay / scale.t4_concurrency)
+    return scale.t4_jobs / (finished - started)
+
+
+async def run(scale: Scale) -> list[Row]:
+    async with FakeProcess("anthropic", FakeConfig(delay=scale.t4_delay)) as fake:
+        one = await _rate(fake.url, scale, 1)
+        many = await _rate(fake.url, scale, scale.t4_replicas)
+    ceiling = scale.t4_concurrency / scale.t4_delay
+    return [
+        SCALING.measured(
+            many / one,
+            f"{scale.t4_replicas} replicas {many:.1f} jobs/s vs 1 replica {one:.1f} jobs/s "
+            f"(ceiling {ceiling:.0f} per replica: WORKER_CONCURRENCY={scale.t4_concurrency}, "
+            f"delay {scale.t4_delay:g} s; {scale.t4_jobs} jobs)",
+        )
+    ]
