@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -103,12 +103,16 @@ class BareJob(JobData):
 
 
 class Envelope(_Published):
-    """The event envelope the API publishes; `data` is the job."""
+    """The event envelope the API publishes; `data` is the job.
 
-    id: str | None = Field(None, description="Event id; echoed as the result's jobId.")
-    timestamp: str | None = None
-    version: int | None = None
-    subject: str | None = None
+    The worker reads nothing else of the envelope but `replyTo` and `id`, so any JSON value is accepted
+    for the other fields, and for `id`, which the publisher writes as a string.
+    """
+
+    id: JsonValue = Field(None, description="Event id (a string); the result's jobId when a string, else null.")
+    timestamp: JsonValue = Field(None, description="When the event was published (ISO 8601); not read.")
+    version: JsonValue = Field(None, description="Envelope version (1); not read.")
+    subject: JsonValue = Field(None, description="Subject the job was published to; not read.")
     reply_to: _ReplyTo | None = Field(None, alias="replyTo")
     data: JobData
 
