@@ -82,6 +82,8 @@ class OllamaProvider:
 
 def parse_chat_answer(body: bytes, *, secrets: Iterable[str | None] = ()) -> ProviderReply:
     """A `/api/chat` answer: one JSON object, or NDJSON chunks ending in a `done` one. `{"error"}` anywhere fails."""
+    if not body.strip():
+        raise unexpected_error(_LABEL, "the answer was empty")
     try:
         chunks: list[Any] = [orjson.loads(body)]
     except orjson.JSONDecodeError:

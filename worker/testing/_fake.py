@@ -58,7 +58,7 @@ class Step:
     retry_after_format: RetryAfterFormat = "seconds"
     text: str | None = None
     stop_reason: str | None = None
-    usage: Mapping[str, int] | None = None
+    usage: Mapping[str, int | None] | None = None
     delay: float | None = None
 
     @classmethod
@@ -67,7 +67,7 @@ class Step:
         text: str | None = None,
         *,
         stop_reason: str | None = None,
-        usage: Mapping[str, int] | None = None,
+        usage: Mapping[str, int | None] | None = None,
         delay: float | None = None,
     ) -> Step:
         return cls("reply", text=text, stop_reason=stop_reason, usage=usage, delay=delay)
@@ -130,7 +130,7 @@ class FakeConfig:
     down: bool = False
     """Drop every call's connection unanswered, as a crashed provider behind a load balancer would."""
     reply_text: str = "Hello from the fake provider."
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, int | None] = field(default_factory=dict)
     """Usage fields that replace the computed ones (e.g. `cache_read_input_tokens`, `eval_count`)."""
     models: tuple[str, ...] | None = None
     """The models the fake knows; `None` knows every model. Others get the provider's 404."""

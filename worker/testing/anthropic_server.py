@@ -79,7 +79,7 @@ class FakeAnthropic(FakeServer):
         max_tokens: int = body["max_tokens"]
         truncated = len(words) > max_tokens
         text = " ".join(words[:max_tokens])
-        usage = {
+        usage: dict[str, int | None] = {
             "input_tokens": _prompt_tokens(body),
             "output_tokens": min(len(words), max_tokens),
             "cache_creation_input_tokens": 0,
