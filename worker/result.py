@@ -18,7 +18,10 @@ Status = Literal["completed", "rejected", "failed", "timed_out"]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+    # Every field is always written (contract 6), so the schema marks fields with defaults required too.
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
 
 
 class ResultUsage(_Wire):

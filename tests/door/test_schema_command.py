@@ -124,3 +124,12 @@ def test_contract_result_matches_the_result_schema() -> None:
     jsonschema.validate(CONTRACT_RESULT, schemas()["result"])
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**CONTRACT_RESULT, "status": "done"}, schemas()["result"])
+
+
+def test_result_schema_requires_every_field_the_contract_always_writes() -> None:
+    result = schemas()["result"]
+    assert set(result["required"]) == RESULT_FIELDS
+    for name in ("ResultUsage", "ResultBilling", "ResultError"):
+        assert set(result["$defs"][name]["required"]) == set(result["$defs"][name]["properties"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({k: v for k, v in CONTRACT_RESULT.items() if k != "usage"}, result)
