@@ -13,7 +13,7 @@ import nkeys
 import pytest
 from nats.aio.client import Client
 
-from worker.embedded import NatsServer
+from worker.embedded import NatsServer, free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NATS_CONFIG = DEPLOY / "nats" / "nats-server.conf"
@@ -57,11 +57,17 @@ def identities(tmp_path_factory: pytest.TempPathFactory) -> Identities:
 
 
 @pytest.fixture
-def secured_nats(identities: Identities, monkeypatch: pytest.MonkeyPatch) -> Iterator[NatsServer]:
-    """nats-server with the deployment's own config file; the public keys come from the environment as in prod."""
+def monitoring_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def secured_nats(identities: Identities, monitoring_port: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[NatsServer]:
+    """nats-server with the deployment's own config file; the public keys come from the environment as in prod.
+    Monitoring (`/connz`) listens on `monitoring_port`, as `-m 8222` does in compose."""
     for identity in identities.all():
         monkeypatch.setenv(identity.env_name, identity.public_key)
-    with NatsServer(config_file=NATS_CONFIG) as server:
+    with NatsServer(config_file=NATS_CONFIG, extra_args=("-m", str(monitoring_port))) as server:
         yield server
 
 

@@ -1,0 +1,136 @@
+"""The real `agent-worker run` process does all its work as the worker user of deploy/nats/nats-server.conf.
+
+It starts (streams, consumer, advisory subscription), consumes jobs the API user publishes, calls a fake
+Anthropic over real HTTP, stores results, sends reply copies and dead-letters, and shuts down on SIGTERM,
+all without one permission violation in the server's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from tests.deploy.conftest import Connect, Identities, Session
+from worker.embedded import NatsServer, free_port
+from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX
+from worker.settings import Settings
+from worker.testing import FakeAnthropic
+
+SETTINGS = Settings.from_env({})
+JOB_SUBJECT = SETTINGS.subjects[0]
+START_TIMEOUT_SECS = 30
+EVENT_TIMEOUT_SECS = 15
+
+
+def _job(run_id: str, reply_to: str, **fields: Any) -> bytes:
+    data = {"runId": run_id, "agentId": "agent-1", "userId": "user-1", "tier": "m5"} | fields
+    return json.dumps({"id": str(uuid.uuid4()), "replyTo": reply_to, "data": data}).encode()
+
+
+@asynccontextmanager
+async def _worker_process(
+    server: NatsServer, identities: Identities, anthropic_url: str, worker_id: str
+) -> AsyncIterator[int]:
+    """`agent-worker run` as a child process; yields once it logged `worker_started`, SIGTERMs it at the end."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "NATS_URL": server.url,
+        "NATS_NKEY_SEED": str(identities.worker.seed_file),
+        "WORKER_HTTP_PORT": str(free_port()),
+        "WORKER_LOG_FORMAT": "json",
+        "WORKER_ID": worker_id,
+        "WORKER_SHUTDOWN_GRACE_SECS": "5",
+        "ANTHROPIC_API_KEY": "test-key",
+        "ANTHROPIC_BASE_URL": anthropic_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker", "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    assert process.stdout is not None
+    seen: list[bytes] = []
+
+    async def started() -> None:
+        async for line in process.stdout:  # type: ignore[union-attr]
+            seen.append(line)
+            if b'"worker_started"' in line:
+                return
+        raise AssertionError(f"agent-worker run exited before starting: {b''.join(seen).decode(errors='replace')}")
+
+    try:
+        await asyncio.wait_for(started(), START_TIMEOUT_SECS)
+        # Keep reading, so a chatty worker never blocks on a full pipe.
+        drain = asyncio.create_task(process.stdout.read())
+        yield process.pid
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), START_TIMEOUT_SECS) == 0
+        await drain
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _next(inbox: Any) -> dict[str, Any]:
+    message: Msg = await inbox.next_msg(timeout=EVENT_TIMEOUT_SECS)
+    result: dict[str, Any] = json.loads(message.data)
+    return result
+
+
+async def test_the_worker_runs_under_its_permissions(
+    connect: Connect, identities: Identities, secured_nats: NatsServer, monitoring_port: int
+) -> None:
+    worker_id = f"least-privilege-{uuid.uuid4().hex[:8]}"
+    async with FakeAnthropic() as anthropic, _worker_process(secured_nats, identities, anthropic.url, worker_id):
+        api: Session = await connect(identities.api)
+        js = api.nc.jetstream()
+        reply_to = api.nc.new_inbox()
+        replies = await api.nc.subscribe(reply_to)
+
+        await js.publish(JOB_SUBJECT, _job("run-ok", reply_to))
+        completed = await _next(replies)
+        assert (completed["runId"], completed["status"], completed["provider"]) == ("run-ok", "completed", "anthropic")
+        assert completed["billing"]["billedTokens"] > 0
+
+        await js.publish(JOB_SUBJECT, _job("run-no", reply_to, tier="gold"))
+        rejected = await _next(replies)
+        assert (rejected["status"], rejected["error"]["code"]) == ("rejected", "unknown_tier")
+
+        # The same job again: the worker finds the stored result (a read of the results stream) and re-sends it.
+        await js.publish(JOB_SUBJECT, _job("run-ok", reply_to))
+        assert (await _next(replies))["finishedAt"] == completed["finishedAt"]
+        assert len(anthropic.requests) == 1
+
+        await js.publish(JOB_SUBJECT, b"not json")
+        admin = await connect(identities.admin)
+        dead = await admin.nc.jetstream().pull_subscribe(DLQ_SUBJECT, durable="audit", stream=DLQ_STREAM)
+        (letter,) = await dead.fetch(1, timeout=EVENT_TIMEOUT_SECS)
+        assert letter.data == b"not json"
+        assert letter.headers is not None
+        assert letter.headers["Maschina-Dlq-Reason"] == "not_json"
+        await dead.unsubscribe()
+
+        stored = await js.get_last_msg(SETTINGS.results_stream, f"{RESULTS_SUBJECT_PREFIX}run-ok", direct=True)
+        assert json.loads(stored.data)["status"] == "completed"
+
+        # And it really was the worker's identity doing all this.
+        assert _authorized_users(monitoring_port)[worker_id] == identities.worker.public_key
+
+    log = secured_nats.log_path.read_text()
+    assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
+
+
+def _authorized_users(monitoring_port: int) -> dict[str, str]:
+    """Connection name → the user it authenticated as, from the server's /connz."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{monitoring_port}/connz?auth=true", timeout=5) as answer:
+        connections = json.load(answer)["connections"]
+    return {c.get("name", ""): c.get("authorized_user", "") for c in connections}
