@@ -120,6 +120,7 @@ async def test_the_worker_runs_under_its_permissions(
         await dead.unsubscribe()
 
         stored = await js.get_last_msg(SETTINGS.results_stream, f"{RESULTS_SUBJECT_PREFIX}run-ok", direct=True)
+        assert stored.data is not None
         assert json.loads(stored.data)["status"] == "completed"
 
         # And it really was the worker's identity doing all this.
