@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from worker.result import RunResult
 
-__all__ = ["DeadLetterRow", "comparison_report", "render_table", "results_table", "summary_report"]
+__all__ = ["DeadLetterRow", "comparison_report", "render_table", "results_table", "summary_report", "tier_totals"]
 
 _NONE = "-"
 
@@ -84,15 +84,24 @@ class _Group:
     raw_input: int = 0
     raw_output: int = 0
     billed: int = 0
+    completed: int = 0
     multipliers: set[str] = field(default_factory=set)
 
     def add(self, result: RunResult) -> None:
         self.jobs += 1
+        self.completed += result.status == "completed"
         self.raw_input += _raw_input(result)
         self.raw_output += result.usage.output_tokens
         self.billed += result.billing.billed_tokens
         if result.model is not None:
             self.multipliers.add(_multiplier(result))
+
+    def merge(self, other: _Group) -> None:
+        self.jobs += other.jobs
+        self.completed += other.completed
+        self.raw_input += other.raw_input
+        self.raw_output += other.raw_output
+        self.billed += other.billed
 
     @property
     def multiplier(self) -> str:
@@ -115,12 +124,28 @@ def _grouped(results: Iterable[RunResult], tier_order: Sequence[str]) -> dict[tu
 def _by_tier(groups: dict[tuple[str, str], _Group]) -> dict[str, _Group]:
     tiers: dict[str, _Group] = {}
     for (tier, _model), group in groups.items():
-        total = tiers.setdefault(tier, _Group())
-        total.jobs += group.jobs
-        total.raw_input += group.raw_input
-        total.raw_output += group.raw_output
-        total.billed += group.billed
+        tiers.setdefault(tier, _Group()).merge(group)
     return tiers
+
+
+def _tier_rows(groups: dict[tuple[str, str], _Group]) -> str:
+    tiers = _by_tier(groups)
+    total = _Group()
+    for group in tiers.values():
+        total.merge(group)
+    return render_table(
+        ["tier", "jobs", "completed", "raw in", "raw out", "billed"],
+        (
+            [tier, _n(g.jobs), _n(g.completed), _n(g.raw_input), _n(g.raw_output), _n(g.billed)]
+            for tier, g in [*tiers.items(), ("total", total)]
+        ),
+        right=(1, 2, 3, 4, 5),
+    )
+
+
+def tier_totals(results: Sequence[RunResult], tier_order: Sequence[str]) -> str:
+    """Jobs, completed jobs, raw and billed tokens per tier, and the grand total."""
+    return _tier_rows(_grouped(results, tier_order))
 
 
 def summary_report(results: Sequence[RunResult], tier_order: Sequence[str]) -> str:
@@ -134,20 +159,7 @@ def summary_report(results: Sequence[RunResult], tier_order: Sequence[str]) -> s
         ),
         right=(2, 3, 4, 5, 6),
     )
-    tiers = _by_tier(groups)
-    total = sum(g.billed for g in tiers.values())
-    per_tier = render_table(
-        ["tier", "jobs", "raw in", "raw out", "billed"],
-        [
-            *([tier, _n(g.jobs), _n(g.raw_input), _n(g.raw_output), _n(g.billed)] for tier, g in tiers.items()),
-            ["total", _n(len(results)), *(_n(sum(getattr(g, a) for g in tiers.values())) for a in _RAW), _n(total)],
-        ],
-        right=(1, 2, 3, 4),
-    )
-    return f"Billed tokens by tier and model\n{detail}\n\nBilled tokens by tier\n{per_tier}"
-
-
-_RAW = ("raw_input", "raw_output")
+    return f"Billed tokens by tier and model\n{detail}\n\nBilled tokens by tier\n{_tier_rows(groups)}"
 
 
 def _change(before: int, after: int) -> str:

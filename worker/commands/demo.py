@@ -1,0 +1,238 @@
+"""`agent-worker demo`: the real worker on an embedded nats-server, fed the sample jobs, and the bill printed.
+
+Needs nothing but the install: nats-server comes from the environment (`find_nats_server`), the
+provider answers from the recordings shipped in the package, and no network or key is used. The
+sample jobs (`worker/samples/demo.jsonl`) are published through JetStream with a plain NATS client,
+exactly as the API publishes them; the demo then waits for each one's stored result (or, for a
+malformed job, its dead letter) and prints one row per job and the totals per tier.
+
+The nats-server and its temporary store are removed on every exit path: success, failure, Ctrl-C
+or SIGTERM. `--keep-running` leaves both up after the table, until Ctrl-C, to poke at with the
+`nats` CLI. `--live` answers from the real providers configured by the environment instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from catalog import default_catalog
+from worker.embedded import NatsServer, NatsServerNotFoundError
+from worker.logging import configure_logging
+from worker.payloads import Payload, read_payloads
+from worker.providers.base import Provider
+from worker.providers.recorded import packaged_recordings, recorded_providers, recording_providers
+from worker.providers.registry import build_providers, close_providers
+from worker.report import DeadLetterRow, results_table, tier_totals
+from worker.result import RunResult
+from worker.service import Worker
+from worker.settings import Settings, SettingsError
+
+__all__ = ["SAMPLES", "add_arguments", "run"]
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "demo.jsonl"
+JOBS_SUBJECT = "maschina.jobs.agent.agent.execute"
+RESULTS_SUBJECTS = "maschina.results.agent.execute.>"
+DLQ_SUBJECT = "maschina.dlq.agent.execute"
+REPLY_SUBJECTS = "_INBOX.demo.>"
+WORKER_ID = "demo-worker"
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--live", action="store_true", help="call the real providers configured by the environment")
+    parser.add_argument("--record", type=Path, metavar="DIR", help="write every provider exchange to DIR")
+    parser.add_argument(
+        "--jobs", type=Path, default=SAMPLES, metavar="FILE", help="job payloads to publish (JSON or JSONL)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECS", help="how long to wait for every result (default 60)"
+    )
+    parser.add_argument(
+        "--keep-running", action="store_true", help="after the table, keep nats-server and the worker up until Ctrl-C"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        env = Settings.from_env() if args.live else None
+        payloads = list(read_payloads(args.jobs))
+        server = NatsServer()
+    except (SettingsError, OSError, NatsServerNotFoundError) as exc:
+        print(f"agent-worker demo: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    # Errors only, and on stderr: the table on stdout is the demo's output, and the dead letters in it are expected.
+    with contextlib.redirect_stdout(sys.stderr):
+        configure_logging("console", level=logging.ERROR)
+    try:
+        server.start()
+        return asyncio.run(_interruptible(_demo(server, env, payloads, args)))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        server.close()
+
+
+async def _interruptible(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main`; SIGINT or SIGTERM cancels it, so every `finally` below runs before the process exits."""
+    task = asyncio.create_task(main)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        print("agent-worker demo: interrupted; stopping the worker and nats-server", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+@dataclass(slots=True)
+class _Collected:
+    """What came back: results by runId, dead-letter reasons by the job's stream sequence, replyTo copies."""
+
+    expected: int
+    results: dict[str, RunResult] = field(default_factory=dict)
+    dead: dict[int, str] = field(default_factory=dict)
+    replies: int = 0
+    all_in: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def check(self) -> None:
+        if len(self.results) + len(self.dead) >= self.expected:
+            self.all_in.set()
+
+
+def _providers(env: Settings | None, record: Path | None) -> tuple[dict[str, Provider], str]:
+    if env is None:
+        store = packaged_recordings()
+        providers, what = recorded_providers(store), f"recorded providers ({len(store)} recordings)"
+    else:
+        providers, what = build_providers(env), "live providers from the environment"
+    if record is not None:
+        providers, what = recording_providers(providers, record), f"{what}, recording to {record}"
+    return providers, what
+
+
+async def _demo(server: NatsServer, env: Settings | None, payloads: list[Payload], args: argparse.Namespace) -> int:
+    settings = Settings.from_env(
+        {},
+        nats_url=(server.url,),
+        http_port=0,
+        worker_id=WORKER_ID,
+        shutdown_grace_secs=5.0,
+        **_provider_settings(env),
+    )
+    providers, what = _providers(env, args.record)
+    catalog = default_catalog()
+    worker = Worker(settings, providers=providers, catalog=catalog)
+    nc = await nats.connect(server.url, name="agent-worker-demo")
+    try:
+        print(f"nats-server {server.url} (JetStream, temporary store {server.store_dir})")
+        print(f"worker {WORKER_ID!r} with the {catalog.source} catalog and {what}")
+        collected = await _subscribe(nc, len(payloads))
+        await worker.start()
+        seqs = await _publish(nc, payloads)
+        print(f"published {len(payloads)} jobs from {args.jobs} to {JOBS_SUBJECT}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(collected.all_in.wait(), args.timeout)
+        await nc.flush()
+        rows = _rows(payloads, seqs, collected)
+        print(
+            f"{len(collected.results)} results stored in {settings.results_stream}, "
+            f"{len(collected.dead)} dead-lettered to MASCHINA_DLQ, {collected.replies} copies sent to replyTo inboxes\n"
+        )
+        print(results_table(rows))
+        print()
+        print(tier_totals(list(collected.results.values()), [t.name for t in catalog.tiers_by_rank()]))
+        missing = len(payloads) - len(collected.results) - len(collected.dead)
+        if missing:
+            print(f"\n{missing} jobs had no result or dead letter after {args.timeout:g} s", file=sys.stderr)
+            return EXIT_FAILED
+        if args.keep_running:
+            print(f"\nStill running at {server.url}; press Ctrl-C to stop.", flush=True)
+            with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C is how --keep-running is meant to end
+                await asyncio.Event().wait()
+        return 0
+    finally:
+        await worker.stop()
+        await nc.close()
+        await close_providers(providers)
+
+
+def _provider_settings(env: Settings | None) -> dict[str, object]:
+    """With `--live`, the environment's provider settings (and nothing else: the demo owns its NATS and topology)."""
+    if env is None:
+        return {}
+    return {
+        "anthropic_api_key": env.anthropic_api_key,
+        "anthropic_base_url": env.anthropic_base_url,
+        "ollama_host": env.ollama_host,
+    }
+
+
+async def _subscribe(nc: Client, expected: int) -> _Collected:
+    collected = _Collected(expected)
+
+    async def on_result(msg: Msg) -> None:
+        result = RunResult.from_json(msg.data)
+        collected.results[result.run_id] = result
+        collected.check()
+
+    async def on_dead_letter(msg: Msg) -> None:
+        headers = msg.headers or {}
+        collected.dead[int(headers.get("Maschina-Stream-Seq", "0"))] = headers.get("Maschina-Dlq-Reason", "?")
+        collected.check()
+
+    async def on_reply(_msg: Msg) -> None:
+        collected.replies += 1
+
+    await nc.subscribe(RESULTS_SUBJECTS, cb=on_result)
+    await nc.subscribe(DLQ_SUBJECT, cb=on_dead_letter)
+    await nc.subscribe(REPLY_SUBJECTS, cb=on_reply)
+    await nc.flush()
+    return collected
+
+
+async def _publish(nc: Client, payloads: list[Payload]) -> list[int]:
+    """Publish each body as the API does (JetStream, body unchanged); returns each job's stream sequence."""
+    js = nc.jetstream()
+    return [(await js.publish(JOBS_SUBJECT, payload.body)).seq for payload in payloads]
+
+
+def _rows(payloads: list[Payload], seqs: list[int], collected: _Collected) -> list[RunResult | DeadLetterRow]:
+    rows: list[RunResult | DeadLetterRow] = []
+    for payload, seq in zip(payloads, seqs, strict=True):
+        run_id = _run_id(payload.body)
+        if seq in collected.dead:
+            rows.append(DeadLetterRow(run_id or Path(payload.source).name, collected.dead[seq]))
+        elif run_id is not None and run_id in collected.results:
+            rows.append(collected.results[run_id])
+    return rows
+
+
+def _run_id(body: bytes) -> str | None:
+    """The job's runId as written, for labelling rows; None when the body does not say."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    job = document.get("data") if isinstance(document, dict) and isinstance(document.get("data"), dict) else document
+    run_id = job.get("runId") if isinstance(job, dict) else None
+    return run_id if isinstance(run_id, str) else None
