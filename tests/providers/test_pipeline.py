@@ -1,0 +1,180 @@
+"""Providers through `Pipeline`: usage and billing carried into the result, retries, timeouts, a missing key."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from catalog import default_catalog
+from tests.providers.conftest import API_KEY, SYSTEM_PROMPT, USER_MESSAGE
+from worker.errors import ErrorCode
+from worker.job import Job, RunRef
+from worker.pipeline import Pipeline, Retry
+from worker.providers import Provider, RetryPolicy, build_providers, close_providers
+from worker.result import RunResult
+from worker.settings import Settings
+from worker.testing import FakeAnthropic, FakeOllama, Step
+
+FAST = RetryPolicy(base=0.01, cap=0.05, max_calls=5)
+
+
+def _job(tier: str, model: str | None, *, timeout_secs: int = 30) -> Job:
+    ref = RunRef(
+        run_id="run-1",
+        job_id="job-1",
+        agent_id="agent-1",
+        user_id="user-1",
+        tier=tier,
+        requested_model=model,
+        reply_to=None,
+    )
+    return Job(
+        ref=ref,
+        agent_id="agent-1",
+        user_id="user-1",
+        tier=tier,
+        system_prompt=SYSTEM_PROMPT,
+        user_message=USER_MESSAGE,
+        timeout_secs=timeout_secs,
+        max_tokens=4096,
+    )
+
+
+@pytest.fixture
+async def providers(fake_anthropic: FakeAnthropic, fake_ollama: FakeOllama) -> AsyncIterator[dict[str, Provider]]:
+    settings = Settings.from_env(
+        {"ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.url, "OLLAMA_HOST": fake_ollama.url}
+    )
+    built = build_providers(settings, concurrency=4)
+    yield built
+    await close_providers(built)
+
+
+@pytest.fixture
+def pipeline(providers: dict[str, Provider]) -> Pipeline:
+    return Pipeline(catalog=default_catalog(), providers=providers, worker_id="worker-test", retry=FAST)
+
+
+async def _run(pipeline: Pipeline, job: Job, *, final: bool = True) -> RunResult:
+    result = await pipeline.run(job, attempt=1, final=final)
+    assert isinstance(result, RunResult)
+    return result
+
+
+async def test_anthropic_usage_with_cache_fields_is_carried_and_billed(
+    pipeline: Pipeline, fake_anthropic: FakeAnthropic
+) -> None:
+    usage = {
+        "input_tokens": 812,
+        "output_tokens": 240,
+        "cache_creation_input_tokens": 100,
+        "cache_read_input_tokens": 50,
+    }
+    fake_anthropic.script(Step.reply("Summary.", usage=usage))
+
+    result = await _run(pipeline, _job("m5", "claude-sonnet-4-6"))
+
+    assert (result.status, result.model, result.provider) == ("completed", "claude-sonnet-4-6", "anthropic")
+    assert (result.output_payload, result.stop_reason, result.error) == ({"text": "Summary."}, "end_turn", None)
+    assert result.usage.model_dump(by_alias=True) == {
+        "inputTokens": 812,
+        "outputTokens": 240,
+        "cacheCreationInputTokens": 100,
+        "cacheReadInputTokens": 50,
+    }
+    # Raw input = 812 + 100 + 50 = 962; × 3 = 2886. Output 240 × 3 = 720.
+    assert (result.billing.multiplier, result.billing.billed_input_tokens) == (Decimal(3), 2886)
+    assert (result.billing.billed_output_tokens, result.billing.billed_tokens) == (720, 3606)
+    assert b'"multiplier":"3"' in result.to_json()
+
+
+async def test_ollama_usage_is_carried_and_billed_at_its_multiplier(
+    pipeline: Pipeline, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.script(Step.reply("Local answer.", usage={"prompt_eval_count": 57, "eval_count": 12}))
+
+    result = await _run(pipeline, _job("access", None))
+
+    assert (result.status, result.model, result.provider) == ("completed", "ollama/llama3.2", "ollama")
+    assert (result.output_payload, result.stop_reason) == ({"text": "Local answer."}, "end_turn")
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (57, 12)
+    assert (result.billing.multiplier, result.billing.billed_tokens) == (Decimal(0), 0)
+    (sent,) = fake_ollama.requests
+    assert (sent.body["model"], sent.body["options"]) == ("llama3.2", {"num_predict": 4096})
+
+
+async def test_a_transient_429_then_529_ends_completed(pipeline: Pipeline, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(Step.fault(429, retry_after=0.2), Step.fault(529), Step.reply("ok"))
+
+    result = await _run(pipeline, _job("m1", "claude-haiku-4-5-20251001"))
+
+    assert (result.status, result.output_payload) == ("completed", {"text": "ok"})
+    assert fake_anthropic.stats.calls == 3
+
+
+async def test_a_retryable_error_hands_the_job_back_until_the_last_delivery(
+    pipeline: Pipeline, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.config.fault_rate = 1.0
+    fake_anthropic.config.fault_statuses = (429,)
+    fake_anthropic.config.retry_after = 40.0  # past the job's 30 s: no wait is started inside the attempt
+
+    handed_back = await pipeline.run(_job("m5", "claude-sonnet-4-6"), attempt=1, final=False)
+    last = await _run(pipeline, _job("m5", "claude-sonnet-4-6"), final=True)
+
+    assert isinstance(handed_back, Retry)
+    assert handed_back.delay >= 40.0
+    assert handed_back.error.code == ErrorCode.PROVIDER_RATE_LIMITED
+    assert last.status == "failed"
+    assert last.error is not None
+    assert (last.error.code, last.error.retryable) == (ErrorCode.PROVIDER_RATE_LIMITED, True)
+    assert fake_anthropic.stats.calls == 2
+
+
+async def test_a_non_retryable_error_fails_the_run(pipeline: Pipeline, fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(Step.fault(401))
+
+    result = await _run(pipeline, _job("m5", "claude-sonnet-4-6"), final=False)
+
+    assert result.status == "failed"
+    assert result.error is not None
+    assert (result.error.code, result.error.retryable) == (ErrorCode.PROVIDER_AUTH, False)
+    assert (result.billing.billed_tokens, result.output_payload) == (0, None)
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "ollama"])
+async def test_timeout_secs_ends_the_run_timed_out_and_cancels_the_request(
+    pipeline: Pipeline, fake_anthropic: FakeAnthropic, fake_ollama: FakeOllama, provider: str
+) -> None:
+    fake = fake_anthropic if provider == "anthropic" else fake_ollama
+    fake.script(Step.hang())
+    job = _job("m5", "claude-sonnet-4-6" if provider == "anthropic" else "ollama/mistral", timeout_secs=1)
+
+    result = await _run(pipeline, job, final=False)
+
+    assert (result.status, result.provider) == ("timed_out", provider)
+    assert result.error is not None
+    assert (result.error.code, result.error.retryable) == (ErrorCode.TIMEOUT, False)
+    assert 1000 <= result.duration_ms < 3000
+    assert fake.stats.calls == 1
+    async with asyncio.timeout(5):
+        await fake.wait_until(lambda s: s.cancelled == 1)
+
+
+async def test_no_anthropic_key_means_provider_not_configured(fake_ollama: FakeOllama) -> None:
+    providers = build_providers(Settings.from_env({"OLLAMA_HOST": fake_ollama.url}))
+    pipeline = Pipeline(catalog=default_catalog(), providers=providers, worker_id="worker-test", retry=FAST)
+    try:
+        cloud = await _run(pipeline, _job("m5", "claude-sonnet-4-6"))
+        local = await _run(pipeline, _job("m5", "ollama/llama3.1"))
+    finally:
+        await close_providers(providers)
+
+    assert sorted(providers) == ["ollama"]
+    assert (cloud.status, cloud.provider) == ("failed", "anthropic")
+    assert cloud.error is not None
+    assert (cloud.error.code, cloud.error.retryable) == (ErrorCode.PROVIDER_NOT_CONFIGURED, False)
+    assert local.status == "completed"
