@@ -44,7 +44,7 @@ async def test_the_key_goes_as_a_bearer_token_and_the_sdk_does_not_retry_by_itse
         await anthropic_provider.complete(REQUEST)
 
     (sent,) = fake_anthropic.requests
-    assert sent.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
     assert fake_anthropic.stats.calls == 1
 
 

@@ -175,7 +175,8 @@ class FakeStats:
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """An API call as received: `at` is `time.monotonic()` on arrival, `body` the parsed JSON (or `None`)."""
+    """An API call as received: `at` is `time.monotonic()` on arrival, `headers` have lower-case names, `body` is
+    the parsed JSON (or `None`)."""
 
     at: float
     path: str
@@ -325,7 +326,8 @@ class FakeServer:
         try:
             raw = await request.read()
             body = _json_or_none(raw)
-            self.requests.append(RecordedRequest(time.monotonic(), request.path, dict(request.headers), body))
+            headers = {name.lower(): value for name, value in request.headers.items()}
+            self.requests.append(RecordedRequest(time.monotonic(), request.path, headers, body))
             step = Step.drop() if self.config.down else self._next_step()
             response = await self._answer(request, step, body, answer)
         except (asyncio.CancelledError, ConnectionResetError):
