@@ -35,9 +35,10 @@ MAX_REPLY_TO_CHARS = 256
 
 _RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 _SUBJECT_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
-RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# One pattern each for the schema and the door; with `fullmatch`, `$` cannot accept a trailing newline.
+RUN_ID = re.compile(_RUN_ID_PATTERN)
 """A run id is a NATS subject token: match with `fullmatch`."""
-_SUBJECT = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+_SUBJECT = re.compile(_SUBJECT_PATTERN)
 
 _Timeout = Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECS)]
 _MaxTokens = Annotated[int, Field(ge=1)]
