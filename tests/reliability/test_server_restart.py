@@ -1,0 +1,51 @@
+"""Scenario 2: the nats-server is stopped mid-run and started again on the same store, while jobs still arrive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tests.reliability.harness import Fleet, Run, nats_client, volume
+from tests.reliability.ledger import RESULTS_STREAM, settle, stream_count, wait_until
+from tests.reliability.traffic import good_jobs, publish_jobs
+from worker.embedded import NatsServer
+
+JOBS = volume(600)  # soak: 6,000
+OUTAGE_SECS = 3.0
+
+
+async def test_nats_server_restart_on_the_same_store(
+    fleet: Fleet, nats_server: NatsServer, scenario: Callable[[str], Run]
+) -> None:
+    run = scenario("2 nats-server restart")
+    provider = await fleet.provider("--delay", "0.2")
+    await fleet.replicas(provider, 2)
+    jobs = good_jobs(JOBS, prefix="restart")
+    first, rest = jobs[: 2 * JOBS // 3], jobs[2 * JOBS // 3 :]
+    async with nats_client(nats_server.url) as nc:
+        js = nc.jetstream()
+        report = await publish_jobs(js, first)
+
+        async def a_third_done() -> bool:
+            return await stream_count(js, RESULTS_STREAM) >= JOBS // 3
+
+        await wait_until(a_third_done, within=120, what="a third of the results")
+        # The last third is published across the outage: the publisher retries under the same message id.
+        late = asyncio.create_task(publish_jobs(js, rest))
+        await asyncio.to_thread(nats_server.stop)
+        await asyncio.sleep(OUTAGE_SECS)  # the length of the outage, not a synchronisation
+        await asyncio.to_thread(nats_server.start)
+        late_report = await late
+        run.sent = report.acked | late_report.acked
+        await settle(js, outcomes=JOBS, within=120 + JOBS / 10)
+        figures, ledger = await run.finish(
+            js,
+            provider=provider,
+            notes=f"server down {OUTAGE_SECS:.0f}s; publish retries {late_report.retries}, "
+            f"refused as duplicates {late_report.duplicates}",
+        )
+    for replica in fleet.workers:
+        assert replica.alive, f"{replica.name} did not survive the restart"
+    figures.assert_clean(ledger, run.sent)
+    assert len(run.sent) == JOBS
+    assert ledger.statuses() == {"completed": JOBS}

@@ -1,0 +1,161 @@
+"""Jobs as the API publishes them (contract section 2), and a fast publisher that knows which ones were stored.
+
+A job counts as sent only once its PubAck arrived: that is the moment the API would tell its caller
+"queued", and from then on the worker owes it a result or a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+import orjson
+
+__all__ = ["JOBS_SUBJECT", "Outgoing", "PublishReport", "envelope", "good_jobs", "publish_jobs"]
+
+JOBS_SUBJECT = "maschina.jobs.agent.agent.execute"
+_MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to publish: `key` identifies it in the report (the runId, or a label for poison)."""
+
+    key: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def envelope(
+    run_id: str,
+    *,
+    tier: str = "m5",
+    model: str | None = "claude-sonnet-4-6",
+    message: str | None = None,
+    timeout_secs: int | None = 300,
+    max_tokens: int = 256,
+    reply_to: str | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    """A seed-format job envelope; `data` adds or overrides job fields."""
+    job: dict[str, Any] = {
+        "type": "agent.execute",
+        "runId": run_id,
+        "agentId": "a9f3b2c1-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
+        "userId": "u1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+        "tier": tier,
+        "model": model,
+        "systemPrompt": 'You are a Maschina research agent named "Scout". Complete the task provided.',
+        "inputPayload": {"message": message or f"Summarise the notes of run {run_id}."},
+        "timeoutSecs": timeout_secs,
+        "maxTokens": max_tokens,
+        **data,
+    }
+    return {
+        "id": str(uuid.uuid4()),
+        "timestamp": "2026-03-08T12:00:00.000Z",
+        "version": 1,
+        "subject": JOBS_SUBJECT,
+        "replyTo": reply_to,
+        "data": job,
+    }
+
+
+def good_jobs(count: int, *, prefix: str, **fields: Any) -> list[Outgoing]:
+    """`count` valid jobs with run ids `<prefix>-<n>`; `fields` go to `envelope`."""
+    jobs = []
+    for n in range(count):
+        run_id = f"{prefix}-{n:06d}"
+        jobs.append(Outgoing(run_id, orjson.dumps(envelope(run_id, **fields))))
+    return jobs
+
+
+@dataclass
+class PublishReport:
+    acked: set[str] = field(default_factory=set)
+    """Keys whose PubAck arrived: the jobs the worker owes an outcome."""
+    duplicates: int = 0
+    """PubAcks that said the stream had already stored this Nats-Msg-Id (a retried publish)."""
+    retries: int = 0
+    failed: set[str] = field(default_factory=set)
+    """Keys never acked before the give-up time; not counted as sent."""
+    seconds: float = 0.0
+
+
+# What a publish may meet while a nats-server restarts or a cluster elects a new leader.
+_TRANSIENT = (
+    asyncio.TimeoutError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+
+async def publish_jobs(
+    js: Any,
+    messages: Sequence[Outgoing],
+    *,
+    subject: str = JOBS_SUBJECT,
+    concurrency: int = 256,
+    attempt_timeout: float = 5.0,
+    give_up_after: float = 120.0,
+) -> PublishReport:
+    """Publish with `concurrency` requests in flight, retrying transient failures under the same Nats-Msg-Id.
+
+    The message id makes a retry after a lost PubAck harmless: the stream stores the job once and
+    answers `duplicate`. The id is `<key>#<index>`, so deliberately repeated keys are still two messages.
+    """
+    report = PublishReport()
+    started = time.monotonic()
+    deadline = started + give_up_after
+    queue: asyncio.Queue[tuple[int, Outgoing]] = asyncio.Queue()
+    for item in enumerate(messages):
+        queue.put_nowait(item)
+
+    async def one(index: int, message: Outgoing) -> None:
+        headers = {**message.headers, _MSG_ID: f"{message.key}#{index}"}
+        while True:
+            try:
+                ack = await js.publish(subject, message.body, timeout=attempt_timeout, headers=headers)
+            except _TRANSIENT:
+                if time.monotonic() > deadline:
+                    report.failed.add(message.key)
+                    return
+                report.retries += 1
+                await asyncio.sleep(0.2)
+                continue
+            except nats.js.errors.APIError as exc:
+                # A cluster without a stream leader answers 503-style API errors for a moment.
+                if exc.code not in (503, 504) or time.monotonic() > deadline:
+                    raise
+                report.retries += 1
+                await asyncio.sleep(0.2)
+                continue
+            if ack.duplicate:
+                report.duplicates += 1
+            report.acked.add(message.key)
+            return
+
+    async def lane() -> None:
+        while not queue.empty():
+            index, message = queue.get_nowait()
+            await one(index, message)
+
+    await asyncio.gather(*(lane() for _ in range(min(concurrency, max(1, len(messages))))))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def keys(messages: Iterable[Outgoing]) -> set[str]:
+    return {message.key for message in messages}
