@@ -1,0 +1,125 @@
+"""deploy/grafana/agent-worker.json asks Prometheus only for series the worker really exports.
+
+The exported names come from `worker.metrics.Metrics` itself: a panel naming a metric (or a label) that the
+worker does not export fails here instead of showing an empty graph in production.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.metrics import MetricWrapperBase
+
+from tests.deploy.conftest import DEPLOY
+from worker.metrics import Metrics
+
+DASHBOARD = DEPLOY / "grafana" / "agent-worker.json"
+# Labels Prometheus adds to every scraped series (PodMonitor / Kubernetes discovery), not the worker.
+TARGET_LABELS = frozenset({"namespace", "pod", "container", "instance", "job", "endpoint", "service"})
+_SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created")}
+_PROMQL_WORDS = frozenset(
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"}
+    | {"inf", "nan"}
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def exported_series() -> dict[str, frozenset[str]]:
+    """Every series name the worker's registry exports, with the labels it carries."""
+    metrics = Metrics()
+    # prometheus_client keeps a metric's label names private; a labelled metric with no children yet
+    # exports no samples, so the metric objects are the only place to read them from.
+    labels_of = {
+        metric._name: frozenset(metric._labelnames)
+        for metric in vars(metrics).values()
+        if isinstance(metric, MetricWrapperBase)
+    }
+    series: dict[str, frozenset[str]] = {}
+    for family in metrics.registry.collect():
+        for suffix in _SUFFIXES.get(family.type, ("",)):
+            series[family.name + suffix] = labels_of[family.name] | ({"le"} if suffix == "_bucket" else set())
+    return series
+
+
+def dashboard_expressions(node: Any = None) -> Iterator[tuple[str, str]]:
+    """(panel title, PromQL) for every target of every panel, rows included, and every query variable."""
+    node = json.loads(DASHBOARD.read_text()) if node is None else node
+    for panel in node.get("panels", []):
+        for target in panel.get("targets", []):
+            yield panel["title"], target["expr"]
+        yield from dashboard_expressions(panel)
+    for variable in node.get("templating", {}).get("list", []):
+        if variable["type"] == "query":
+            yield f"variable {variable['name']}", variable["definition"]
+
+
+def referenced(expr: str) -> tuple[set[str], set[str]]:
+    """(series names, label names) that a PromQL expression refers to."""
+    text = re.sub(r"\$\{[^}]*\}|\$\w+", "", expr)  # Grafana variables
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)  # string literals
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
+    labels: set[str] = set()
+    for matchers in re.findall(r"\{([^}]*)\}", text):
+        labels |= set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
+    text = re.sub(r"\{[^}]*\}", "", text)
+    for grouping in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", text):
+        labels |= {label.strip() for label in grouping.split(",") if label.strip()}
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    # label_values(metric, label): the second argument is a label.
+    for label in re.findall(r"label_values\([^,]*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)", text):
+        labels.add(label)
+        text = text.replace(label + ")", ")")
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        word = match.group()
+        follows = text[match.end() :].lstrip()[:1]
+        if follows != "(" and word.lower() not in _PROMQL_WORDS:
+            names.add(word)
+    return names, labels
+
+
+def test_the_reader_finds_names_and_labels() -> None:
+    names, labels = referenced(
+        'histogram_quantile(0.95, sum by (le, provider) (rate(agent_worker_nope_bucket{pod=~"$pod"}[5m])))'
+        " / on (provider) group_left sum(up)"
+    )
+    assert names == {"agent_worker_nope_bucket", "up"}
+    assert labels == {"le", "provider", "pod"}
+
+
+def test_the_dashboard_has_the_panels_operators_need() -> None:
+    expressions = " ".join(expr for _, expr in dashboard_expressions())
+    for needed in (
+        "agent_worker_jobs_total",
+        "agent_worker_jobs_in_flight",
+        "agent_worker_provider_latency_seconds_bucket",
+        "agent_worker_billed_tokens_total",
+        "agent_worker_redeliveries_total",
+        "agent_worker_dead_letters_total",
+        "agent_worker_naks_total",
+    ):
+        assert needed in expressions
+    assert "histogram_quantile" in expressions
+
+
+@pytest.mark.parametrize(("panel", "expr"), list(dashboard_expressions()))
+def test_every_query_uses_exported_series_and_their_labels(panel: str, expr: str) -> None:
+    series = exported_series()
+    names, labels = referenced(expr)
+    assert names, f"{panel}: no series in {expr}"
+    unknown = names - set(series)
+    assert not unknown, f"{panel}: the worker exports no {sorted(unknown)}"
+    carried = set().union(*(series[name] for name in names)) | TARGET_LABELS
+    assert labels <= carried, f"{panel}: no such label {sorted(labels - carried)} on {sorted(names)}"
+
+
+def test_a_misnamed_metric_is_caught() -> None:
+    series = exported_series()
+    assert "agent_worker_jobs_total" in series
+    assert "agent_worker_jobs" not in series  # counters are exported with _total only
+    assert "agent_worker_provider_latency_seconds_bucket" in series
+    assert series["agent_worker_provider_latency_seconds_bucket"] >= {"le", "provider", "model"}
