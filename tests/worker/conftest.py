@@ -56,15 +56,23 @@ def provider() -> FakeProvider:
 
 @pytest.fixture
 async def start_worker(nats_server: NatsServer, provider: FakeProvider) -> AsyncIterator[StartWorker]:
-    """`await start_worker(**settings)`: a started in-process worker (the `provider` fixture serves
-    anthropic unless `providers=` is given); stopped at the end of the test."""
+    """`await start_worker(**settings)`: a started in-process worker, stopped at the end of the test.
+
+    The `provider` fixture serves anthropic unless `providers=` is given, or `from_settings=True` asks
+    for the real providers built from the settings.
+    """
     started: list[Worker] = []
 
     async def start(
-        *, providers: Mapping[str, Provider] | None = None, retry: RetryPolicy = FAST_RETRY, **overrides: Any
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        from_settings: bool = False,
+        retry: RetryPolicy = FAST_RETRY,
+        **overrides: Any,
     ) -> Worker:
         settings = worker_settings(nats_server, **overrides)
-        worker = Worker(settings, providers=providers or {"anthropic": provider}, retry=retry)
+        chosen = None if from_settings else providers or {"anthropic": provider}
+        worker = Worker(settings, providers=chosen, retry=retry)
         started.append(worker)
         await worker.start()
         return worker

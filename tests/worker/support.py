@@ -14,7 +14,18 @@ from nats.aio.subscription import Subscription
 
 from worker.jetstream.results import result_subject
 
-__all__ = ["JOB_SUBJECT", "Inbox", "ResultWatch", "job", "new_run_id", "publish_job", "stored_count"]
+__all__ = [
+    "JOB_SUBJECT",
+    "Inbox",
+    "ResultWatch",
+    "dead_letters",
+    "job",
+    "jobs_left",
+    "new_run_id",
+    "publish_job",
+    "stored_count",
+    "wait_until_acked",
+]
 
 JOB_SUBJECT = "maschina.jobs.agent.agent.execute"
 
@@ -111,3 +122,30 @@ class ResultWatch:
 
     async def one(self, run_id: str, within: float = 10.0) -> dict[str, Any]:
         return (await self.wait_for(run_id, within))[run_id]
+
+
+async def jobs_left(client: Client) -> int:
+    info = await client.jetstream().stream_info("MASCHINA_JOBS")
+    return int(info.state.messages)
+
+
+async def dead_letters(client: Client) -> list[Msg]:
+    js = client.jetstream()
+    count = (await js.stream_info("MASCHINA_DLQ")).state.messages
+    subscription = await js.pull_subscribe("maschina.dlq.agent.execute", stream="MASCHINA_DLQ")
+    messages = await subscription.fetch(count, timeout=2) if count else []
+    await subscription.unsubscribe()
+    return messages
+
+
+async def wait_until_acked(client: Client, within: float = 10.0) -> None:
+    """The jobs stream is a work queue: it is empty once every job is acked or terminated.
+
+    The server announces no such moment, so its state is polled.
+    """
+    polls = int(within / 0.05)
+    for _ in range(polls):
+        if not await jobs_left(client):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{await jobs_left(client)} job(s) still unacked after {within} s")

@@ -11,12 +11,20 @@ from typing import Any
 import orjson
 import pytest
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from catalog import default_catalog
 from tests.worker.conftest import StartWorker, worker_settings
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import JOB_SUBJECT, Inbox, ResultWatch, job, publish_job, stored_count
+from tests.worker.support import (
+    JOB_SUBJECT,
+    Inbox,
+    ResultWatch,
+    dead_letters,
+    job,
+    publish_job,
+    stored_count,
+    wait_until_acked,
+)
 from worker.door import Door, Rejected
 from worker.embedded import NatsServer
 from worker.errors import ErrorCode
@@ -26,27 +34,6 @@ from worker.job import Job
 from worker.pipeline import Pipeline
 from worker.providers.base import ProviderError
 from worker.result import RunResult
-
-
-async def jobs_left(client: Client) -> int:
-    info = await client.jetstream().stream_info("MASCHINA_JOBS")
-    return int(info.state.messages)
-
-
-async def dead_letters(client: Client) -> list[Msg]:
-    js = client.jetstream()
-    count = (await js.stream_info("MASCHINA_DLQ")).state.messages
-    subscription = await js.pull_subscribe("maschina.dlq.agent.execute", stream="MASCHINA_DLQ")
-    messages = await subscription.fetch(count, timeout=2) if count else []
-    await subscription.unsubscribe()
-    return messages
-
-
-async def wait_until_acked(client: Client, within: float = 10.0) -> None:
-    """The jobs stream is a work queue: it is empty once every job is acked or terminated."""
-    async with asyncio.timeout(within):
-        while await jobs_left(client):
-            await asyncio.sleep(0.05)
 
 
 async def a_dead_workers_result(body: dict[str, Any]) -> RunResult:

@@ -1,0 +1,121 @@
+"""`agent-worker run` as a process: SIGTERM with jobs in flight, and two replicas sharing one consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client
+
+from tests.worker.conftest import StartWorker
+from tests.worker.processes import WorkerProcess
+from tests.worker.support import ResultWatch, job, publish_job, stored_count, wait_until_acked
+from worker.embedded import NatsServer
+from worker.testing import FakeAnthropic, FakeConfig
+
+MakeProcess = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+async def anthropic() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic(FakeConfig(delay=0.05)) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def make_process(nats_server: NatsServer, anthropic: FakeAnthropic, tmp_path: Path) -> AsyncIterator[MakeProcess]:
+    made: list[WorkerProcess] = []
+
+    def make(name: str, **settings: str) -> WorkerProcess:
+        values = {
+            "NATS_URL": nats_server.url,
+            "ANTHROPIC_API_KEY": "sk-test",
+            "ANTHROPIC_BASE_URL": anthropic.base_url,
+            "WORKER_ACK_WAIT_SECS": "5",
+            **settings,
+        }
+        process = WorkerProcess(name, values, tmp_path)
+        made.append(process)
+        return process
+
+    yield make
+    for process in made:
+        await process.close()
+
+
+@pytest.mark.parametrize(
+    ("delay", "grace", "handed_back"),
+    [(1.0, 10.0, False), (30.0, 0.5, True)],
+    ids=["finished-within-grace", "handed-back-after-grace"],
+)
+async def test_sigterm_with_jobs_in_flight_exits_0_and_no_job_is_lost(
+    make_process: MakeProcess,
+    start_worker: StartWorker,
+    anthropic: FakeAnthropic,
+    client: Client,
+    results: ResultWatch,
+    delay: float,
+    grace: float,
+    handed_back: bool,
+) -> None:
+    first = await make_process("worker-first", WORKER_CONCURRENCY="4", WORKER_SHUTDOWN_GRACE_SECS=str(grace)).start()
+    anthropic.config.delay = delay
+    bodies = [job() for _ in range(8)]
+    run_ids = [body["data"]["runId"] for body in bodies]
+    for body in bodies:
+        await publish_job(client, body)
+    await anthropic.wait_until(lambda stats: stats.in_flight >= 4)
+
+    signalled = time.monotonic()
+    first.signal(signal.SIGTERM)
+    assert await first.wait(within=grace + 5) == 0
+    assert time.monotonic() - signalled < grace + 3
+
+    anthropic.config.delay = 0.05
+    # The next replica (in-process, with the real Anthropic provider built from its settings).
+    await start_worker(
+        from_settings=True,
+        worker_id="worker-second",
+        anthropic_api_key="sk-test",
+        anthropic_base_url=anthropic.base_url,
+    )
+    await results.wait_for(run_ids, within=20)
+    await wait_until_acked(client)
+    for run_id in run_ids:
+        assert await stored_count(client, run_id) == 1
+        assert len(results.by_run[run_id]) == 1
+        assert results.by_run[run_id][0]["status"] == "completed"
+    by_worker = Counter(results.by_run[run_id][0]["workerId"] for run_id in run_ids)
+    if handed_back:
+        # The four cut short were nak'ed and went to the next replica at once, as attempt 2.
+        assert by_worker == {"worker-second": 8}
+        assert sorted(results.by_run[run_id][0]["attempt"] for run_id in run_ids) == [1] * 4 + [2] * 4
+    else:
+        assert by_worker == {"worker-first": 4, "worker-second": 4}
+
+
+async def test_two_replicas_share_the_jobs_without_duplicates(
+    make_process: MakeProcess, client: Client, results: ResultWatch
+) -> None:
+    replicas = [make_process(f"replica-{n}", WORKER_CONCURRENCY="4") for n in (1, 2)]
+    await asyncio.gather(*(replica.start() for replica in replicas))
+    bodies = [job() for _ in range(60)]
+    run_ids = [body["data"]["runId"] for body in bodies]
+    await asyncio.gather(*(publish_job(client, body) for body in bodies))
+
+    await results.wait_for(run_ids, within=30)
+    await wait_until_acked(client)
+
+    assert all(len(results.by_run[run_id]) == 1 for run_id in run_ids)
+    assert all([await stored_count(client, run_id) for run_id in run_ids])
+    by_worker = Counter(results.by_run[run_id][0]["workerId"] for run_id in run_ids)
+    assert set(by_worker) == {"replica-1", "replica-2"}
+    assert sum(by_worker.values()) == 60
+    for replica in replicas:
+        replica.signal(signal.SIGTERM)
+    assert [await replica.wait(within=10) for replica in replicas] == [0, 0]
