@@ -12,7 +12,6 @@ integer: `invalid_job`), and nesting deeper than 1024 levels is `not_json`. Rend
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -161,7 +160,7 @@ def _signature_fault(key: bytes, body: bytes, headers: Mapping[str, str] | None)
     match = _SIGNATURE.fullmatch(header)
     if match is None:
         return f"The {SIGNATURE_HEADER} header is malformed: expected sha256=<64 hex digits>."
-    expected = hmac.new(key, body, hashlib.sha256).digest()
+    expected = hmac.digest(key, body, "sha256")
     if not hmac.compare_digest(expected, bytes.fromhex(match.group(1))):
         return f"The {SIGNATURE_HEADER} header does not match the body."
     return None
