@@ -104,6 +104,8 @@ async def test_worker_handles_max_deliveries(connect: Connect, identities: Ident
         ("delete a stored result", f"$JS.API.STREAM.MSG.DELETE.{SETTINGS.results_stream}"),
         ("ack another consumer's job", f"$JS.ACK.{SETTINGS.jobs_stream}.other.1.1.1.1.0"),
         ("store a result outside its subject", "maschina.results.other.run-1"),
+        ("read the dead letters", f"$JS.API.DIRECT.GET.{DLQ_STREAM}.{DLQ_SUBJECT}"),
+        ("list the account's streams", "$JS.API.STREAM.LIST"),
     ],
 )
 async def test_worker_may_not_publish(connect: Connect, identities: Identities, what: str, subject: str) -> None:
