@@ -40,12 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small, fast run proving each row can be measured")
     parser.add_argument("--only", help="comma-separated benchmarks to run, e.g. T1,T3 (implies --no-write)")
     parser.add_argument("--no-write", action="store_true", help=f"do not update {DOC}")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="also profile the worker in T1 and T2 with py-spy (extra runs) and write stacks and summaries to DIR",
+    )
     parser.add_argument("--doc", type=Path, default=DOC, help=f"where the figures go (default {DOC})")
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
     only = {key.strip().upper() for key in args.only.split(",")} if args.only else None
     machine = Machine.describe()
-    rows = run_loop(run_suite(scale, only, progress=_progress))
+    rows = run_loop(run_suite(scale, only, profile_dir=args.profile, progress=_progress))
     print(format_table(rows))
     # A quick or partial run's figures are not the project's figures.
     if not (args.quick or only or args.no_write):

@@ -61,11 +61,13 @@ class Child:
                     while (line := await stdout.readline()) and ready_marker not in line:
                         pass
             except TimeoutError:
+                said = self.stderr_tail()
                 await self.stop()
-                raise RuntimeError(f"{self.name} was not ready within {within:.0f} s: {self.stderr_tail()}") from None
+                raise RuntimeError(f"{self.name} was not ready within {within:.0f} s: {said}") from None
             if not line:
+                said = self.stderr_tail()
                 await self.stop()
-                raise RuntimeError(f"{self.name} exited before it was ready: {self.stderr_tail()}")
+                raise RuntimeError(f"{self.name} exited before it was ready: {said}")
         self._drain = asyncio.create_task(self._discard(stdout))
         return self
 

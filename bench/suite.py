@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import t1_throughput, t2_fanout, t3_latency, t4_scaling
 from bench.report import Row, Spec
@@ -16,7 +18,8 @@ __all__ = ["BENCHMARKS", "Benchmark", "run_suite"]
 @dataclass(frozen=True, slots=True)
 class Benchmark:
     specs: Sequence[Spec]
-    run: Callable[[Scale], Awaitable[list[Row]]]
+    run: Callable[[Scale, Path | None], Awaitable[list[Row]]]
+    """With a directory, the benchmark also profiles its subject there (an extra run, not counted)."""
 
     @property
     def keys(self) -> list[str]:
@@ -31,15 +34,20 @@ BENCHMARKS = (
 )
 
 
-async def run_suite(scale: Scale, only: set[str] | None = None, *, progress: Callable[[str], None]) -> list[Row]:
+async def run_suite(
+    scale: Scale, only: set[str] | None = None, *, profile_dir: Path | None = None, progress: Callable[[str], None]
+) -> list[Row]:
     rows: list[Row] = []
     for benchmark in BENCHMARKS:
         if only is not None and not only.intersection(benchmark.keys):
             continue
-        progress("running " + ", ".join(dict.fromkeys(benchmark.keys)) + " ...")
+        names = ", ".join(dict.fromkeys(benchmark.keys))
+        progress(f"running {names} ...")
+        started = time.perf_counter()
         try:
-            rows += await benchmark.run(scale)
+            rows += await benchmark.run(scale, profile_dir)
         except Exception as exc:
             progress(traceback.format_exc())
             rows += [spec.failed(f"{type(exc).__name__}: {exc}") for spec in benchmark.specs]
+        progress(f"{names} took {time.perf_counter() - started:.1f} s")
     return rows

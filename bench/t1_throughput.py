@@ -1,48 +1,101 @@
-"""T1: jobs/s of one replica with an instant provider, as a share of a bare nats-py loop's jobs/s."""
+"""T1: jobs/s of one replica with an instant provider, as a share of a bare nats-py loop's jobs/s.
+
+Both consumers drain the same number of stored jobs from a fresh nats-server. Besides the rate, the CPU
+each process and the nats-server spent per job is read: it explains the rate, and it varies much less
+than the rate when the machine is busy.
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
 
 from bench.broker import create_streams, fresh_server, publish_jobs, wait_for_results
 from bench.jobs import job_body
 from bench.process import Child, python_module
+from bench.profile import Sampler
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
 
-__all__ = ["SPECS", "measure_rate", "run"]
+__all__ = ["SPECS", "Drain", "drain", "run"]
 
 THROUGHPUT = Spec("T1", "throughput, instant provider, share of a bare nats-py loop", Target("≥", 60.0, "%"))
 SPECS = (THROUGHPUT,)
 
 
-async def measure_rate(name: str, argv: Sequence[str], env: dict[str, str], jobs: int) -> float:
-    """Store `jobs` jobs, start the consumer, and time it from ready to the last result stored."""
+@dataclass(frozen=True, slots=True)
+class Drain:
+    rate: float
+    """Jobs per second, from the consumer being ready to the last result stored."""
+    cpu_us: float
+    """CPU microseconds the consumer process spent per job."""
+    server_cpu_us: float
+    """CPU microseconds nats-server spent per job."""
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def drain(
+    name: str, argv: Sequence[str], env: dict[str, str], jobs: int, *, profile: Path | None = None
+) -> Drain:
+    """Store `jobs` jobs, start the consumer, and time it from ready to the last result stored.
+
+    With `profile`, py-spy samples the consumer from ready to exit and writes its stacks there.
+    """
     async with fresh_server() as (server, nc, js):
         await create_streams(js)
         await publish_jobs(nc, [job_body(name, i) for i in range(jobs)])
+        assert server.process is not None
+        server_process = psutil.Process(server.process.pid)
         child = await Child(name, argv, env={"NATS_URL": server.url, **env}).start()
+        sampler = await Sampler.start(child.pid, profile) if profile else None
         try:
+            consumer = psutil.Process(child.pid)
+            cpu, server_cpu = _cpu(consumer), _cpu(server_process)
             started = time.perf_counter()
             finished = await wait_for_results(js, jobs, within=120 + jobs / 100, alive=child.alive)
+            cpu, server_cpu = _cpu(consumer) - cpu, _cpu(server_process) - server_cpu
         finally:
             await child.stop()
-    return jobs / (finished - started)
+            if sampler is not None:
+                await sampler.finish()
+    return Drain(jobs / (finished - started), cpu / jobs * 1e6, server_cpu / jobs * 1e6)
 
 
-async def run(scale: Scale) -> list[Row]:
-    bare: list[float] = []
-    worker: list[float] = []
+def _median(drains: list[Drain]) -> Drain:
+    return Drain(
+        statistics.median(d.rate for d in drains),
+        statistics.median(d.cpu_us for d in drains),
+        statistics.median(d.server_cpu_us for d in drains),
+    )
+
+
+async def run(scale: Scale, profile_dir: Path | None) -> list[Row]:
+    bare_runs: list[Drain] = []
+    worker_runs: list[Drain] = []
     bare_argv = python_module("bench.bare_nats", "--batch", str(scale.t1_concurrency))
     worker_env = {"WORKER_CONCURRENCY": str(scale.t1_concurrency), "WORKER_HTTP_PORT": "0"}
     for _ in range(scale.trials):
-        bare.append(await measure_rate("bare", bare_argv, {}, scale.t1_jobs))
-        worker.append(await measure_rate("worker", python_module("bench.instant_worker"), worker_env, scale.t1_jobs))
-    bare_rate, worker_rate = statistics.median(bare), statistics.median(worker)
+        bare_runs.append(await drain("bare", bare_argv, {}, scale.t1_jobs))
+        worker_runs.append(await drain("worker", python_module("bench.instant_worker"), worker_env, scale.t1_jobs))
+    if profile_dir is not None:
+        # Profiled runs are extra and not counted: sampling slows the process it samples.
+        await drain("bare", bare_argv, {}, scale.t1_jobs, profile=profile_dir / "t1-bare.folded")
+        worker_argv = python_module("bench.instant_worker")
+        await drain("worker", worker_argv, worker_env, scale.t1_jobs, profile=profile_dir / "t1-worker.folded")
+    bare, worker = _median(bare_runs), _median(worker_runs)
     detail = (
-        f"worker {worker_rate:,.0f} jobs/s vs bare loop {bare_rate:,.0f} jobs/s "
-        f"({scale.t1_jobs:,} jobs, concurrency {scale.t1_concurrency}, median of {scale.trials})"
+        f"worker {worker.rate:,.0f} jobs/s vs bare loop {bare.rate:,.0f} jobs/s; CPU per job: worker "
+        f"{worker.cpu_us:,.0f} µs + nats-server {worker.server_cpu_us:,.0f} µs, bare {bare.cpu_us:,.0f} µs + "
+        f"{bare.server_cpu_us:,.0f} µs ({scale.t1_jobs:,} jobs, concurrency {scale.t1_concurrency}, "
+        f"median of {scale.trials})"
     )
-    return [THROUGHPUT.measured(100.0 * worker_rate / bare_rate, detail)]
+    return [THROUGHPUT.measured(100.0 * worker.rate / bare.rate, detail)]

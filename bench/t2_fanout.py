@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from pathlib import Path
 
 from bench.baseline import bare_sdk
 from bench.broker import Arrivals, fresh_server, publish_jobs
 from bench.jobs import RESULT_PREFIX, job_body
 from bench.process import PeakRss
+from bench.profile import Sampler
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
@@ -27,7 +29,7 @@ _SETTLE = 1.0
 """Seconds a ready replica is left alone before its idle RSS is read."""
 
 
-async def _worker_run(fake: FakeProcess, scale: Scale) -> tuple[float, int, int, int]:
+async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None = None) -> tuple[float, int, int, int]:
     """Wall time, idle RSS, peak RSS, and the most calls the fake saw in flight at once."""
     await fake.reset()
     async with (
@@ -37,17 +39,20 @@ async def _worker_run(fake: FakeProcess, scale: Scale) -> tuple[float, int, int,
         await asyncio.sleep(_SETTLE)
         arrivals = Arrivals(scale.t2_jobs)
         await arrivals.subscribe(nc, RESULT_PREFIX + ">")
+        sampler = await Sampler.start(replica.pid, profile) if profile else None
         with PeakRss(replica.pid) as rss:
             idle = rss.sample()
             started = time.perf_counter()
             await publish_jobs(nc, [job_body("t2", i) for i in range(scale.t2_jobs)])
             finished = await arrivals.wait(60 + 10 * scale.t2_jobs * scale.t2_delay / scale.t2_concurrency)
         peak = rss.peak
+    if sampler is not None:
+        await sampler.finish()
     in_flight = int((await fake.stats())["max_in_flight"])
     return finished - started, idle, peak, in_flight
 
 
-async def run(scale: Scale) -> list[Row]:
+async def run(scale: Scale, profile_dir: Path | None) -> list[Row]:
     bare_walls: list[float] = []
     runs: list[tuple[float, int, int, int]] = []
     async with FakeProcess("anthropic", FakeConfig(delay=scale.t2_delay)) as fake:
@@ -55,6 +60,9 @@ async def run(scale: Scale) -> list[Row]:
             args = ("--calls", str(scale.t2_jobs), "--concurrency", str(scale.t2_concurrency))
             bare_walls.append(float((await bare_sdk("burst", fake.url, *args))["wall"]))
             runs.append(await _worker_run(fake, scale))
+        if profile_dir is not None:
+            # Extra and not counted: sampling slows the process it samples.
+            await _worker_run(fake, scale, profile=profile_dir / "t2-worker.folded")
     bare_wall = statistics.median(bare_walls)
     worker_wall = statistics.median(run[0] for run in runs)
     # Memory is judged on the worst trial: the peak is what a pod's limit must hold.

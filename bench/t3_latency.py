@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from pathlib import Path
 
 from bench.baseline import bare_sdk
 from bench.broker import Arrivals, fresh_server
@@ -52,7 +53,8 @@ async def _worker_latencies(fake_url: str, scale: Scale) -> list[float]:
     return [arrivals.times[rid] - published[rid] for rid in measured]
 
 
-async def run(scale: Scale) -> list[Row]:
+async def run(scale: Scale, profile_dir: Path | None) -> list[Row]:
+    del profile_dir  # only T1 and T2 are profiled
     async with FakeProcess("anthropic", FakeConfig(delay=0.0)) as fake:
         args = ("--calls", str(scale.t3_jobs), "--warmup", str(scale.t3_warmup), "--rate", str(scale.t3_rate))
         bare = [float(latency) for latency in (await bare_sdk("paced", fake.url, *args))["latencies"]]

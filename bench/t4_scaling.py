@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from bench.broker import Arrivals, fresh_server, publish_jobs
 from bench.jobs import RESULT_PREFIX, job_body
@@ -30,7 +31,8 @@ async def _rate(fake_url: str, scale: Scale, count: int) -> float:
     return scale.t4_jobs / (finished - started)
 
 
-async def run(scale: Scale) -> list[Row]:
+async def run(scale: Scale, profile_dir: Path | None) -> list[Row]:
+    del profile_dir  # only T1 and T2 are profiled
     async with FakeProcess("anthropic", FakeConfig(delay=scale.t4_delay)) as fake:
         one = await _rate(fake.url, scale, 1)
         many = await _rate(fake.url, scale, scale.t4_replicas)
