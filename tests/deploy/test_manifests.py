@@ -35,6 +35,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 CUSTOM_RESOURCE_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-keda-v1alpha1.json",
     ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor-monitoring-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring-v1.json",
     ("kustomize.config.k8s.io/v1beta1", "Kustomization"): "kustomization-v1beta1.json",
 }
 SETTING_NAMES = set(Settings.env_names())
