@@ -168,9 +168,11 @@ class Worker:
         if self._nc is not None and not self._nc.is_closed:
             try:
                 await self._nc.drain()
-            except (nats.errors.Error, TimeoutError) as exc:
+            except (nats.errors.Error, TimeoutError, OSError) as exc:
+                # Stopping during an outage: nothing is left to flush that a redelivery will not redo.
                 log.warning("nats_drain_failed", error=repr(exc))
-                await self._nc.close()
+                with suppress(nats.errors.Error, OSError):
+                    await self._nc.close()
         if self._given_providers is None:
             await close_providers(self._providers)
         if self._http is not None:

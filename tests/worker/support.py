@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ __all__ = [
     "Inbox",
     "ResultWatch",
     "dead_letters",
+    "eventually",
     "job",
     "jobs_left",
     "new_run_id",
@@ -149,3 +151,12 @@ async def wait_until_acked(client: Client, within: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{await jobs_left(client)} job(s) still unacked after {within} s")
+
+
+async def eventually(check: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
+    """Poll `check` until it holds: for states nothing announces (a reconnect, a drained queue)."""
+    for _ in range(int(within / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} did not hold within {within} s")

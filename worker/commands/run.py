@@ -8,6 +8,8 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
+import structlog
+
 from catalog import CatalogError
 from worker.logging import configure_logging
 from worker.service import Worker
@@ -38,13 +40,17 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"agent-worker: bad setting: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    configure_logging(settings.log_format)
     try:
         worker = Worker(settings)
-    except (CatalogError, OSError) as exc:
+    except CatalogError as exc:
         print(f"agent-worker: bad catalog: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    return _run_event_loop(worker.run_until_signal())
+    configure_logging(settings.log_format)
+    try:
+        return _run_event_loop(worker.run_until_signal())
+    except Exception:
+        structlog.get_logger(__name__).exception("worker_failed")
+        return 1
 
 
 def _run_event_loop(main: Coroutine[Any, Any, int]) -> int:
