@@ -25,6 +25,7 @@ ROWS = [
     pytest.param(Step.drop(), ErrorCode.PROVIDER_UNAVAILABLE, True, id="connection-reset"),
     pytest.param(Step.fault(418), ErrorCode.PROVIDER_ERROR, False, id="418-anything-else"),
     pytest.param(Step.fault(409), ErrorCode.PROVIDER_ERROR, False, id="409-anything-else"),
+    pytest.param(Step.garbage(), ErrorCode.PROVIDER_ERROR, False, id="200-not-json-anything-else"),
 ]
 
 

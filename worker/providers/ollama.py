@@ -71,6 +71,8 @@ class OllamaProvider:
             )
         except httpx.TransportError as exc:
             raise connection_error(_LABEL, exc) from None
+        except Exception as exc:
+            raise unexpected_error(_LABEL, f"{type(exc).__name__}: {exc}", secrets=secrets) from None
         if response.status_code != 200:
             detail = _error_detail(response.content)
             raise status_error(_LABEL, response.status_code, detail, response.headers, secrets=secrets)

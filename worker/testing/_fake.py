@@ -33,7 +33,7 @@ __all__ = [
     "retry_after_headers",
 ]
 
-StepKind = Literal["reply", "fault", "drop", "hang", "stream_error"]
+StepKind = Literal["reply", "fault", "drop", "hang", "stream_error", "garbage"]
 RetryAfterFormat = Literal["seconds", "ms", "date"]
 
 
@@ -47,6 +47,7 @@ class Step:
     - `drop`: the connection is closed without an answer (the client sees a reset).
     - `hang`: no answer until the client goes away (for timeouts).
     - `stream_error`: Ollama only: a streamed answer that breaks off with an `{"error": message}` line.
+    - `garbage`: a 200 whose body is not the API's JSON (a misbehaving proxy).
 
     `delay` replaces the config's delay for this answer; faults and drops are immediate unless it is set.
     """
@@ -102,6 +103,10 @@ class Step:
     @classmethod
     def stream_error(cls, message: str, *, delay: float | None = None) -> Step:
         return cls("stream_error", message=message, delay=delay)
+
+    @classmethod
+    def garbage(cls) -> Step:
+        return cls("garbage")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:
@@ -350,7 +355,11 @@ class FakeServer:
             request.transport.abort()
             # The connection is gone; aiohttp discards whatever is returned.
             return web.Response(status=500)
-        response = await answer(request, step, body)
+        response: web.StreamResponse
+        if step.kind == "garbage":
+            response = web.Response(body=b"<html>502 from a confused proxy", content_type="application/json")
+        else:
+            response = await answer(request, step, body)
         self.stats.by_status[response.status] = self.stats.by_status.get(response.status, 0) + 1
         if response.status < 400 and step.kind == "reply":
             self.stats.replies += 1
