@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
@@ -67,7 +67,9 @@ class Settings(BaseModel):
     )
     catalog_file: Path | None = _env("WORKER_CATALOG", "catalog TOML file replacing the built-in one", None)
     worker_id: str | None = _env("WORKER_ID", "this replica's id in results; default host name and pid", None)
-    log_format: str | None = _env("WORKER_LOG_FORMAT", "json or console; default json unless a terminal", None)
+    log_format: Literal["json", "console"] | None = _env(
+        "WORKER_LOG_FORMAT", "json or console; default json unless a terminal", None
+    )
 
     anthropic_api_key: SecretStr | None = _env("ANTHROPIC_API_KEY", "Anthropic API key", None)
     anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", "Anthropic API base URL", None)
