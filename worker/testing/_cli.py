@@ -30,9 +30,9 @@ def _optional_float(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-def build_parser(description: str) -> argparse.ArgumentParser:
+def build_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
     # Flags left out stay out of the namespace, so the config's own defaults (and --config) stand.
-    parser = argparse.ArgumentParser(description=description, argument_default=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
     parser.add_argument("--delay", type=float, help="seconds before each reply")
@@ -80,7 +80,8 @@ async def _serve(server: FakeServer) -> None:
 
 
 def run_cli(server_class: type[FakeServer], description: str, argv: Sequence[str] | None = None) -> int:
-    args = build_parser(description).parse_args(argv)
+    prog = f"python -m {server_class.cli_module}"
+    args = build_parser(description, prog).parse_args(argv)
     server = server_class(config_from_args(args), host=args.host, port=args.port, script=_script(args.script))
     asyncio.run(_serve(server))
     return 0

@@ -199,6 +199,8 @@ class FakeServer:
     """A provider fake on loopback: `async with FakeX(config) as fake: fake.url`. Subclasses add the API routes."""
 
     default_fault_statuses: ClassVar[tuple[int, ...]] = (500,)
+    #: The module that runs this fake as a process.
+    cli_module: ClassVar[str] = ""
     #: Faults that carry `retry-after` when drawn at random.
     throttling_statuses: ClassVar[frozenset[int]] = frozenset({429, 503, 529})
 

@@ -43,6 +43,7 @@ _ERROR_MESSAGES = {
 class FakeAnthropic(FakeServer):
     """Speaks the Messages API as the SDK expects it: the message object, error bodies, `retry-after`, `request-id`."""
 
+    cli_module: ClassVar[str] = "worker.testing.fake_anthropic"
     default_fault_statuses: ClassVar[tuple[int, ...]] = (429, 529, 500)
 
     @property

@@ -30,6 +30,7 @@ _ERROR_MESSAGES = {
 class FakeOllama(FakeServer):
     """Speaks `/api/chat` as Ollama does; streams unless asked `"stream": false` (like Ollama itself)."""
 
+    cli_module: ClassVar[str] = "worker.testing.fake_ollama"
     default_fault_statuses: ClassVar[tuple[int, ...]] = (503, 500)
 
     def add_routes(self, app: web.Application) -> None:

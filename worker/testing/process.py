@@ -17,11 +17,14 @@ from typing import Any, Literal, Self
 import httpx
 import orjson
 
-from worker.testing._fake import FakeConfig, Step
+from worker.testing._fake import FakeConfig, FakeServer, Step
+from worker.testing.anthropic_server import FakeAnthropic
+from worker.testing.ollama_server import FakeOllama
 
 __all__ = ["FakeProcess"]
 
 FakeKind = Literal["anthropic", "ollama"]
+_SERVERS: dict[FakeKind, type[FakeServer]] = {"anthropic": FakeAnthropic, "ollama": FakeOllama}
 
 
 class FakeProcess:
@@ -41,7 +44,7 @@ class FakeProcess:
         self._argv = [
             sys.executable,
             "-m",
-            f"worker.testing.fake_{kind}",
+            _SERVERS[kind].cli_module,
             "--host",
             host,
             "--port",
