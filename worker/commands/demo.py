@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import sys
@@ -30,6 +31,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from catalog import default_catalog
+from worker.door import DeadLetter, Door
 from worker.embedded import NatsServer, NatsServerNotFoundError
 from worker.logging import configure_logging
 from worker.payloads import Payload, read_payloads
@@ -47,7 +49,6 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "demo.jsonl"
 JOBS_SUBJECT = "maschina.jobs.agent.agent.execute"
 RESULTS_SUBJECTS = "maschina.results.agent.execute.>"
 DLQ_SUBJECT = "maschina.dlq.agent.execute"
-REPLY_SUBJECTS = "_INBOX.demo.>"
 WORKER_ID = "demo-worker"
 
 EXIT_FAILED = 1
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, OSError, NatsServerNotFoundError) as exc:
         print(f"agent-worker demo: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    # Each line as soon as it is printed, also into a pipe: a watcher sees the demo's progress as it happens.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     # Errors only, and on stderr: the table on stdout is the demo's output, and the dead letters in it are expected.
     with contextlib.redirect_stdout(sys.stderr):
         configure_logging("console", level=logging.ERROR)
@@ -109,13 +113,15 @@ class _Collected:
     """What came back: results by runId, dead-letter reasons by the job's stream sequence, replyTo copies."""
 
     expected: int
+    expected_replies: int
     results: dict[str, RunResult] = field(default_factory=dict)
     dead: dict[int, str] = field(default_factory=dict)
     replies: int = 0
     all_in: asyncio.Event = field(default_factory=asyncio.Event)
 
     def check(self) -> None:
-        if len(self.results) + len(self.dead) >= self.expected:
+        # A replyTo copy is sent after its result is stored, so the copies are awaited too.
+        if len(self.results) + len(self.dead) >= self.expected and self.replies >= self.expected_replies:
             self.all_in.set()
 
 
@@ -136,7 +142,7 @@ async def _demo(server: NatsServer, env: Settings | None, payloads: list[Payload
         nats_url=(server.url,),
         http_port=0,
         worker_id=WORKER_ID,
-        shutdown_grace_secs=5.0,
+        shutdown_grace_secs=1.0,  # on Ctrl-C a stuck provider call is abandoned quickly; the job is thrown away anyway
         **_provider_settings(env),
     )
     providers, what = _providers(env, args.record)
@@ -146,7 +152,7 @@ async def _demo(server: NatsServer, env: Settings | None, payloads: list[Payload
     try:
         print(f"nats-server {server.url} (JetStream, temporary store {server.store_dir})")
         print(f"worker {WORKER_ID!r} with the {catalog.source} catalog and {what}")
-        collected = await _subscribe(nc, len(payloads))
+        collected = await _subscribe(nc, payloads, Door(reply_prefixes=settings.reply_prefixes))
         await worker.start()
         seqs = await _publish(nc, payloads)
         print(f"published {len(payloads)} jobs from {args.jobs} to {JOBS_SUBJECT}")
@@ -187,8 +193,11 @@ def _provider_settings(env: Settings | None) -> dict[str, object]:
     }
 
 
-async def _subscribe(nc: Client, expected: int) -> _Collected:
-    collected = _Collected(expected)
+async def _subscribe(nc: Client, payloads: list[Payload], door: Door) -> _Collected:
+    """Watch results, dead letters and replyTo copies; the door says how many copies to expect."""
+    verdicts = [door.open(payload.body) for payload in payloads]
+    inboxes = [v.ref.reply_to for v in verdicts if not isinstance(v, DeadLetter) and v.ref.reply_to is not None]
+    collected = _Collected(len(payloads), len(inboxes))
 
     async def on_result(msg: Msg) -> None:
         result = RunResult.from_json(msg.data)
@@ -202,10 +211,12 @@ async def _subscribe(nc: Client, expected: int) -> _Collected:
 
     async def on_reply(_msg: Msg) -> None:
         collected.replies += 1
+        collected.check()
 
     await nc.subscribe(RESULTS_SUBJECTS, cb=on_result)
     await nc.subscribe(DLQ_SUBJECT, cb=on_dead_letter)
-    await nc.subscribe(REPLY_SUBJECTS, cb=on_reply)
+    for inbox in set(inboxes):
+        await nc.subscribe(inbox, cb=on_reply)
     await nc.flush()
     return collected
 
