@@ -12,10 +12,10 @@ from catalog import Usage
 from worker.providers.base import ProviderError, ProviderReply, ProviderRequest
 from worker.providers.classify import connection_error, status_error, unexpected_error
 
+__all__ = ["DONE_REASONS", "OllamaProvider", "ollama_base_url", "parse_chat_answer"]
+
 #: How messages name the provider.
 _LABEL = "Ollama"
-
-__all__ = ["DONE_REASONS", "OllamaProvider", "ollama_base_url", "parse_chat_answer"]
 
 #: A backstop only: the job's `timeoutSecs` (at most 3600) bounds every call.
 _TRANSPORT_TIMEOUT = httpx.Timeout(3700.0, connect=10.0)
