@@ -259,3 +259,28 @@ async def test_job_out_of_deliveries_is_dead_lettered_and_fails(
         "agent_worker_dead_letters_total", {"reason": "max_deliveries_exceeded"}
     )
     assert dead == 1
+
+
+async def test_job_out_of_deliveries_with_a_stored_result_is_only_removed(
+    nats_server: NatsServer, start_worker: StartWorker, client: Client, results: ResultWatch, provider: FakeProvider
+) -> None:
+    settings = {"ack_wait_secs": 1.0, "max_deliver": 1}
+    await ensure_topology(client.jetstream(), worker_settings(nats_server, **settings))
+    body = job()
+    await publish_job(client, body)
+    # The replica that took the only delivery stored its result and died before acking.
+    dying = await client.jetstream().pull_subscribe_bind("agent-worker", "MASCHINA_JOBS")
+    await dying.fetch(1, timeout=2)
+    stored = await ResultStore(client, stream="MASCHINA_RESULTS", allow_direct=True).store(
+        await a_dead_workers_result(body)
+    )
+    await dying.unsubscribe()
+
+    await start_worker(**settings)
+    await wait_until_acked(client)
+
+    assert await dead_letters(client) == []
+    assert await stored_count(client, body["data"]["runId"]) == 1
+    # Only the dead replica's record was ever published on the results subjects: no failed result followed it.
+    assert results.by_run[body["data"]["runId"]] == [orjson.loads(stored.body)]
+    assert provider.calls == []
