@@ -105,6 +105,7 @@ def test_the_schemas_catch_mistakes(kind: str, path: tuple[str | int, ...], valu
 
 def test_config_map_holds_only_worker_settings_that_parse() -> None:
     assert set(config_data()) <= SETTING_NAMES
+    assert all(config_data().values()), "an empty value is not 'unset' to every reader"
     names = {item["name"] for item in container()["env"]}
     assert names <= SETTING_NAMES
     provider_keys = k8s_object("Secret", "agent-worker-provider-keys")["stringData"]
