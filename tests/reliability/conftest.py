@@ -19,7 +19,7 @@ from worker.embedded import NatsServer
 _FIGURES: list[Figures] = []
 _HERE = Path(__file__).parent
 # A soak scenario runs ten times the jobs; its time budget grows with it.
-_SOAK_TIMEOUT_SECS = 1800
+_SOAK_TIMEOUT_SECS = 3600
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -58,7 +58,10 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 def fleet_factory(tmp_path: Path) -> Iterator[Callable[[str], Fleet]]:
-    """Makes the scenario's fleet for a given NATS URL (one node, or a cluster's seed list)."""
+    """Makes the scenario's fleet for a given NATS URL (one node, or a cluster's seed list).
+
+    Request it after the server fixture, so its teardown (stopping the children) runs first.
+    """
     fleets: list[Fleet] = []
 
     def make(nats_url: str) -> Fleet:
@@ -74,7 +77,7 @@ def fleet_factory(tmp_path: Path) -> Iterator[Callable[[str], Fleet]]:
 
 
 @pytest.fixture
-def fleet(fleet_factory: Callable[[str], Fleet], nats_server: NatsServer) -> Fleet:
+def fleet(nats_server: NatsServer, fleet_factory: Callable[[str], Fleet]) -> Fleet:
     return fleet_factory(nats_server.url)
 
 

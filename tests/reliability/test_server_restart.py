@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 
 from tests.reliability.harness import Fleet, Run, nats_client, volume
@@ -49,3 +50,33 @@ async def test_nats_server_restart_on_the_same_store(
     figures.assert_clean(ledger, run.sent)
     assert len(run.sent) == JOBS
     assert ledger.statuses() == {"completed": JOBS}
+
+
+async def test_sigterm_while_the_nats_server_is_down(
+    fleet: Fleet, nats_server: NatsServer, scenario: Callable[[str], Run]
+) -> None:
+    """A replica told to stop during an outage cannot store, ack or drain: it must still exit 0, and its
+    unfinished jobs must reach another replica once the server is back."""
+    run = scenario("2b SIGTERM during a nats-server outage")
+    jobs = volume(40)
+    provider = await fleet.provider("--delay", "2")
+    (victim,) = await fleet.replicas(provider, 1, WORKER_SHUTDOWN_GRACE_SECS="1")
+    async with nats_client(nats_server.url) as nc:
+        js = nc.jetstream()
+        report = await publish_jobs(js, good_jobs(jobs, prefix="sigterm-outage"))
+        run.sent = report.acked
+
+        async def calls_in_flight() -> bool:
+            return int((await provider.stats())["in_flight"]) > 0
+
+        await wait_until(calls_in_flight, within=30, what="provider calls in flight")
+        await asyncio.to_thread(nats_server.stop)
+        victim.signal(signal.SIGTERM)
+        code = await victim.wait_exit(within=30)
+        await asyncio.to_thread(nats_server.start)
+        await fleet.replicas(provider, 1)
+        await settle(js, outcomes=jobs, within=120)
+        figures, ledger = await run.finish(js, provider=provider, notes=f"stopped replica exit {code}")
+    figures.assert_clean(ledger, run.sent)
+    assert ledger.statuses() == {"completed": jobs}
+    assert code == 0, f"exit {code}:\n{victim.log_tail()}"
