@@ -40,7 +40,9 @@ async def _call(client: anthropic.AsyncAnthropic) -> float:
     return time.perf_counter() - started
 
 
-async def _burst(client: anthropic.AsyncAnthropic, calls: int, concurrency: int) -> dict[str, float]:
+async def _burst(client: anthropic.AsyncAnthropic, calls: int, warmup: int, concurrency: int) -> dict[str, float]:
+    for _ in range(warmup):
+        await _call(client)
     slots = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
@@ -67,7 +69,7 @@ async def _main(args: argparse.Namespace) -> None:
     client = _client(args.base_url, args.concurrency)
     try:
         if args.mode == "burst":
-            report: dict[str, object] = {**await _burst(client, args.calls, args.concurrency)}
+            report: dict[str, object] = {**await _burst(client, args.calls, args.warmup, args.concurrency)}
         else:
             report = {**await _paced(client, args.calls, args.warmup, args.rate)}
     finally:
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=100.0, help="paced: calls started per second")
-    parser.add_argument("--warmup", type=int, default=0, help="paced: calls made first and not reported")
+    parser.add_argument("--warmup", type=int, default=0, help="calls made first, one at a time, and not counted")
     run_loop(_main(parser.parse_args(argv)))
     return 0
 

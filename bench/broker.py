@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from bench.jobs import JOB_SUBJECT
+from bench.jobs import JOB_SUBJECT, RESULT_PREFIX, job_body, run_id
 from worker.embedded import NatsServer
 from worker.jetstream.topology import stream_configs
 from worker.settings import Settings
@@ -27,6 +27,7 @@ __all__ = [
     "publish_jobs",
     "stored_results",
     "wait_for_results",
+    "warm_up",
 ]
 
 JOBS_STREAM = "MASCHINA_JOBS"
@@ -125,3 +126,15 @@ class Arrivals:
             run_id, what = next(iter(self.not_completed.items()))
             raise RuntimeError(f"{len(self.not_completed)} runs did not complete, e.g. {run_id}: {what}")
         return max(self.times.values())
+
+
+async def warm_up(nc: Client, *, within: float = 60.0) -> None:
+    """Run one job through the worker and wait for its result.
+
+    The first call pays one-time costs (the SDK builds its models and imports lazily, connections
+    open); the baselines make a first call outside their timing too.
+    """
+    arrivals = Arrivals(1)
+    await arrivals.subscribe(nc, RESULT_PREFIX + run_id("warm-up", 0))
+    await nc.publish(JOB_SUBJECT, job_body("warm-up", 0))
+    await arrivals.wait(within)

@@ -41,7 +41,9 @@ class Spec:
         return Row(self, figure, detail)
 
     def failed(self, error: str) -> Row:
-        return Row(self, None, error)
+        """A row without a figure; the error is kept to one line so that the table stays a table."""
+        one_line = " / ".join(part.strip() for part in error.splitlines() if part.strip())
+        return Row(self, None, one_line if len(one_line) <= 400 else one_line[:399] + "…")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ class Scale:
     t2_jobs: int
     t2_concurrency: int
     t2_delay: float
+    settle: float
+    """Seconds a ready replica is left alone before its idle RSS is read."""
     t3_jobs: int
     t3_warmup: int
     t3_rate: float
@@ -33,6 +35,7 @@ FULL = Scale(
     t2_jobs=2_000,
     t2_concurrency=1_000,
     t2_delay=1.0,
+    settle=1.0,
     t3_jobs=1_000,
     t3_warmup=50,
     t3_rate=100.0,
@@ -48,6 +51,7 @@ QUICK = Scale(
     t2_jobs=200,
     t2_concurrency=100,
     t2_delay=0.2,
+    settle=0.3,
     t3_jobs=50,
     t3_warmup=10,
     t3_rate=100.0,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import t1_throughput, t2_fanout, t3_latency, t4_scaling
+from bench.context import Context
 from bench.report import Row, Spec
 from bench.scale import Scale
 
@@ -18,8 +19,7 @@ __all__ = ["BENCHMARKS", "Benchmark", "run_suite"]
 @dataclass(frozen=True, slots=True)
 class Benchmark:
     specs: Sequence[Spec]
-    run: Callable[[Scale, Path | None], Awaitable[list[Row]]]
-    """With a directory, the benchmark also profiles its subject there (an extra run, not counted)."""
+    run: Callable[[Context], Awaitable[list[Row]]]
 
     @property
     def keys(self) -> list[str]:
@@ -38,6 +38,16 @@ async def run_suite(
     scale: Scale, only: set[str] | None = None, *, profile_dir: Path | None = None, progress: Callable[[str], None]
 ) -> list[Row]:
     rows: list[Row] = []
+    context = Context(scale, profile_dir)
+    try:
+        rows += await _run_each(context, only, progress)
+    finally:
+        await context.aclose()
+    return rows
+
+
+async def _run_each(context: Context, only: set[str] | None, progress: Callable[[str], None]) -> list[Row]:
+    rows: list[Row] = []
     for benchmark in BENCHMARKS:
         if only is not None and not only.intersection(benchmark.keys):
             continue
@@ -45,7 +55,7 @@ async def run_suite(
         progress(f"running {names} ...")
         started = time.perf_counter()
         try:
-            rows += await benchmark.run(scale, profile_dir)
+            rows += await benchmark.run(context)
         except Exception as exc:
             progress(traceback.format_exc())
             rows += [spec.failed(f"{type(exc).__name__}: {exc}") for spec in benchmark.specs]

@@ -16,11 +16,11 @@ from pathlib import Path
 import psutil
 
 from bench.broker import create_streams, fresh_server, publish_jobs, wait_for_results
+from bench.context import Context
 from bench.jobs import job_body
 from bench.process import Child, python_module
 from bench.profile import Sampler
 from bench.report import Row, Spec, Target
-from bench.scale import Scale
 
 __all__ = ["SPECS", "Drain", "drain", "run"]
 
@@ -78,7 +78,8 @@ def _median(drains: list[Drain]) -> Drain:
     )
 
 
-async def run(scale: Scale, profile_dir: Path | None) -> list[Row]:
+async def run(context: Context) -> list[Row]:
+    scale, profile_dir = context.scale, context.profile_dir
     bare_runs: list[Drain] = []
     worker_runs: list[Drain] = []
     bare_argv = python_module("bench.bare_nats", "--batch", str(scale.t1_concurrency))

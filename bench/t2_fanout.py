@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 
 from bench.baseline import bare_sdk
-from bench.broker import Arrivals, fresh_server, publish_jobs
+from bench.broker import Arrivals, fresh_server, publish_jobs, warm_up
+from bench.context import Context
 from bench.jobs import RESULT_PREFIX, job_body
 from bench.process import PeakRss
 from bench.profile import Sampler
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
-from worker.testing import FakeConfig, FakeProcess
+from worker.testing import FakeProcess
 
 __all__ = ["SPECS", "run"]
 
@@ -25,8 +26,6 @@ PER_JOB = Spec("T5", "memory per job in flight (T2 peak minus idle RSS)", Target
 SPECS = (WALL, PEAK, PER_JOB)
 
 _MB = 1e6
-_SETTLE = 1.0
-"""Seconds a ready replica is left alone before its idle RSS is read."""
 
 
 async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None = None) -> tuple[float, int, int, int]:
@@ -36,7 +35,8 @@ async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None =
         fresh_server() as (server, nc, _),
         replicas(1, nats_url=server.url, anthropic_url=fake.url, concurrency=scale.t2_concurrency) as (replica,),
     ):
-        await asyncio.sleep(_SETTLE)
+        await warm_up(nc)
+        await asyncio.sleep(scale.settle)
         arrivals = Arrivals(scale.t2_jobs)
         await arrivals.subscribe(nc, RESULT_PREFIX + ">")
         sampler = await Sampler.start(replica.pid, profile) if profile else None
@@ -52,17 +52,18 @@ async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None =
     return finished - started, idle, peak, in_flight
 
 
-async def run(scale: Scale, profile_dir: Path | None) -> list[Row]:
+async def run(context: Context) -> list[Row]:
+    scale, profile_dir = context.scale, context.profile_dir
     bare_walls: list[float] = []
     runs: list[tuple[float, int, int, int]] = []
-    async with FakeProcess("anthropic", FakeConfig(delay=scale.t2_delay)) as fake:
-        for _ in range(scale.trials):
-            args = ("--calls", str(scale.t2_jobs), "--concurrency", str(scale.t2_concurrency))
-            bare_walls.append(float((await bare_sdk("burst", fake.url, *args))["wall"]))
-            runs.append(await _worker_run(fake, scale))
-        if profile_dir is not None:
-            # Extra and not counted: sampling slows the process it samples.
-            await _worker_run(fake, scale, profile=profile_dir / "t2-worker.folded")
+    fake = await context.fake_anthropic(delay=scale.t2_delay)
+    for _ in range(scale.trials):
+        args = ("--calls", str(scale.t2_jobs), "--warmup", "1", "--concurrency", str(scale.t2_concurrency))
+        bare_walls.append(float((await bare_sdk("burst", fake.url, *args))["wall"]))
+        runs.append(await _worker_run(fake, scale))
+    if profile_dir is not None:
+        # Extra and not counted: sampling slows the process it samples.
+        await _worker_run(fake, scale, profile=profile_dir / "t2-worker.folded")
     bare_wall = statistics.median(bare_walls)
     worker_wall = statistics.median(run[0] for run in runs)
     # Memory is judged on the worst trial: the peak is what a pod's limit must hold.

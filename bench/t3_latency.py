@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from pathlib import Path
 
 from bench.baseline import bare_sdk
 from bench.broker import Arrivals, fresh_server
+from bench.context import Context
 from bench.jobs import JOB_SUBJECT, job_body, run_id
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
-from worker.testing import FakeConfig, FakeProcess
 
 __all__ = ["SPECS", "run"]
 
@@ -53,12 +52,12 @@ async def _worker_latencies(fake_url: str, scale: Scale) -> list[float]:
     return [arrivals.times[rid] - published[rid] for rid in measured]
 
 
-async def run(scale: Scale, profile_dir: Path | None) -> list[Row]:
-    del profile_dir  # only T1 and T2 are profiled
-    async with FakeProcess("anthropic", FakeConfig(delay=0.0)) as fake:
-        args = ("--calls", str(scale.t3_jobs), "--warmup", str(scale.t3_warmup), "--rate", str(scale.t3_rate))
-        bare = [float(latency) for latency in (await bare_sdk("paced", fake.url, *args))["latencies"]]
-        worker = await _worker_latencies(fake.url, scale)
+async def run(context: Context) -> list[Row]:
+    scale = context.scale
+    fake = await context.fake_anthropic(delay=0.0)
+    args = ("--calls", str(scale.t3_jobs), "--warmup", str(scale.t3_warmup), "--rate", str(scale.t3_rate))
+    bare = [float(latency) for latency in (await bare_sdk("paced", fake.url, *args))["latencies"]]
+    worker = await _worker_latencies(fake.url, scale)
     bare_p50, bare_p99 = _percentiles(bare)
     worker_p50, worker_p99 = _percentiles(worker)
     setup = f"{scale.t3_jobs:,} jobs at {scale.t3_rate:g}/s after {scale.t3_warmup} warm-up, zero-delay fake"
