@@ -23,7 +23,7 @@ from nats.js.errors import NotFoundError
 from worker.door import DeadLetter, Door
 from worker.errors import DlqReason
 from worker.jetstream.deadletter import DeadLetters
-from worker.jetstream.persist import until_stored
+from worker.jetstream.persist import through_outages
 from worker.jetstream.recorder import Recorder
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline
@@ -99,7 +99,7 @@ class MaxDeliveries:
         else:
             reason = DlqReason.MAX_DELIVERIES_EXCEEDED
             detail = f"The job was delivered {deliveries} times without producing a result."
-            await until_stored(
+            await through_outages(
                 lambda: self._dead_letters.send(
                     body, reason=reason, detail=detail, subject=subject, stream_seq=stream_seq
                 ),

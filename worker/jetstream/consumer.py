@@ -19,7 +19,7 @@ from nats.js.api import ConsumerConfig
 
 from worker.door import DeadLetter, Door
 from worker.jetstream.deadletter import DeadLetters
-from worker.jetstream.persist import until_stored
+from worker.jetstream.persist import through_outages
 from worker.jetstream.recorder import Recorder
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline, Retry
@@ -158,7 +158,7 @@ class JobConsumer:
             self._metrics.redeliveries.inc()
         verdict = self._door.open(message.data, message.headers)
         if isinstance(verdict, DeadLetter):
-            await until_stored(
+            await through_outages(
                 lambda: self._dead_letters.send(
                     message.data,
                     reason=verdict.reason,
@@ -176,7 +176,7 @@ class JobConsumer:
         structlog.contextvars.bind_contextvars(
             runId=ref.run_id, jobId=ref.job_id, tier=ref.tier, model=ref.requested_model
         )
-        stored = await until_stored(lambda: self._recorder.store.lookup(ref.run_id), what="result lookup")
+        stored = await through_outages(lambda: self._recorder.store.lookup(ref.run_id), what="result lookup")
         if stored is not None:
             self._metrics.duplicates.inc()
             log.info("job_already_has_result")

@@ -1,4 +1,4 @@
-"""Retrying a JetStream write through an outage: a job's outcome is never dropped because NATS blinked."""
+"""Retrying a JetStream call through an outage: a job's outcome is never dropped because NATS blinked."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import nats.errors
 import structlog
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
-__all__ = ["TRANSIENT", "until_stored"]
+__all__ = ["TRANSIENT", "through_outages"]
 
 log = structlog.get_logger(__name__)
 
@@ -28,11 +28,11 @@ TRANSIENT: tuple[type[Exception], ...] = (
 _BACKOFF_SECS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-async def until_stored(operation: Callable[[], Awaitable[T]], *, what: str) -> T:
+async def through_outages(operation: Callable[[], Awaitable[T]], *, what: str) -> T:
     """Run `operation` until it succeeds, waiting out transient errors; anything else propagates.
 
     It never gives up on its own: the caller's task is cancelled at shutdown, and the job, never
-    acked, is redelivered. The operations are idempotent (a run's result, a dead letter's copy).
+    acked, is redelivered. The operations are idempotent: a lookup, a run's result, a dead letter.
     """
     failures = 0
     while True:

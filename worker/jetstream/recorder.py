@@ -7,7 +7,7 @@ import structlog
 from nats.aio.client import Client
 
 from catalog import Catalog
-from worker.jetstream.persist import until_stored
+from worker.jetstream.persist import through_outages
 from worker.jetstream.results import ResultStore
 from worker.job import RunRef
 from worker.metrics import Metrics
@@ -29,7 +29,7 @@ class Recorder:
 
     async def record(self, ref: RunRef, result: RunResult) -> bytes:
         """Store `result` unless the run already has a record; reply with whichever record is stored."""
-        stored = await until_stored(lambda: self.store.store(result), what="result")
+        stored = await through_outages(lambda: self.store.store(result), what="result")
         if stored.fresh:
             self._count(result)
             log.info("result_stored", status=result.status, billed_tokens=result.billing.billed_tokens)
