@@ -149,6 +149,22 @@ async def test_wait_until_wakes_on_a_change() -> None:
     assert stats.calls == 1
 
 
+async def test_stopping_cuts_calls_in_flight() -> None:
+    fake = FakeAnthropic(script=[Step.hang()])
+    await fake.start()
+    async with httpx.AsyncClient(timeout=10) as client:
+        call = asyncio.create_task(client.post(f"{fake.url}/v1/messages", json=MESSAGE, headers={"x-api-key": "k"}))
+        async with asyncio.timeout(5):
+            await fake.wait_until(lambda s: s.in_flight == 1)
+        started = time.monotonic()
+        await fake.stop()
+        stopped_in = time.monotonic() - started
+        with pytest.raises(httpx.TransportError):
+            await call
+
+    assert stopped_in < 3
+
+
 def test_cli_flags_become_the_config() -> None:
     args = build_parser("fake").parse_args(
         [

@@ -243,7 +243,8 @@ class FakeServer:
         app.router.add_post("/_fake/script", self._post_script)
         app.router.add_post("/_fake/reset", self._post_reset)
         # Cancelling the handler when its client leaves is what lets the fake count cancelled calls.
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        # Stopping a fake is a provider going away: calls in flight are cut after a second, not waited for.
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await self._listen()
 
