@@ -137,7 +137,10 @@ def _store(directories: Sequence[Path] | None) -> RecordingStore:
 
 
 class _CallOnce:
-    """Within one job, the same call is made once and its answer shared by every catalog's pipeline."""
+    """Within one job, the same call is made once and its answer shared by every catalog's pipeline.
+
+    A retryable error is not kept: the pipeline's retry loop calls again, and that call must reach the provider.
+    """
 
     def __init__(self, inner: Provider) -> None:
         self.name = inner.name
@@ -150,6 +153,8 @@ class _CallOnce:
             try:
                 answer = await self._inner.complete(request)
             except ProviderError as exc:
+                if exc.retryable:
+                    raise
                 answer = exc
             self._answers[request] = answer
         if isinstance(answer, ProviderError):
