@@ -69,10 +69,6 @@ class JobConsumer:
     def running(self) -> bool:
         return self._loop is not None and not self._loop.done()
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._jobs)
-
     def start(self) -> None:
         self._loop = asyncio.create_task(self._fetch_loop(), name="fetch-loop")
 
@@ -86,7 +82,7 @@ class JobConsumer:
         self._stopping.set()
         self._slot_freed.set()
         if self._loop is not None:
-            await self._loop
+            await asyncio.wait({self._loop})
         if self._jobs:
             log.info("waiting_for_jobs", in_flight=len(self._jobs), grace_secs=grace)
             unfinished = set(self._jobs)
@@ -101,9 +97,9 @@ class JobConsumer:
     async def _fetch_loop(self) -> None:
         while not self._stopping.is_set():
             self.last_tick = time.monotonic()
+            self._slot_freed.clear()  # before counting, so a job finishing right after still wakes the wait
             free = self._concurrency - len(self._jobs)
             if free <= 0:
-                self._slot_freed.clear()
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), FETCH_TIMEOUT_SECS)
                 continue
