@@ -24,11 +24,11 @@ from tests.deploy.conftest import Connect, Identities, Session
 from worker.embedded import NatsServer, free_port
 from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX
 from worker.settings import Settings
-from worker.testing import FakeAnthropic
+from worker.testing import FakeAnthropic, Step
 
 SETTINGS = Settings.from_env({})
 JOB_SUBJECT = SETTINGS.subjects[0]
-START_TIMEOUT_SECS = 30
+START_TIMEOUT_SECS = 60
 EVENT_TIMEOUT_SECS = 15
 
 
@@ -39,9 +39,16 @@ def _job(run_id: str, reply_to: str, **fields: Any) -> bytes:
 
 @asynccontextmanager
 async def _worker_process(
-    server: NatsServer, identities: Identities, anthropic_url: str, worker_id: str
-) -> AsyncIterator[int]:
-    """`agent-worker run` as a child process; yields once it logged `worker_started`, SIGTERMs it at the end."""
+    server: NatsServer,
+    identities: Identities,
+    anthropic_url: str,
+    worker_id: str,
+    **settings: str,
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`agent-worker run` as a child process; yields once it logged `worker_started`.
+
+    At the end it is sent SIGTERM and must exit 0, unless the test already ended it.
+    """
     env = {
         "PATH": os.environ.get("PATH", ""),
         "NATS_URL": server.url,
@@ -52,6 +59,7 @@ async def _worker_process(
         "WORKER_SHUTDOWN_GRACE_SECS": "5",
         "ANTHROPIC_API_KEY": "test-key",
         "ANTHROPIC_BASE_URL": anthropic_url,
+        **settings,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "worker", "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -70,9 +78,10 @@ async def _worker_process(
         await asyncio.wait_for(started(), START_TIMEOUT_SECS)
         # Keep reading, so a chatty worker never blocks on a full pipe.
         drain = asyncio.create_task(process.stdout.read())
-        yield process.pid
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), START_TIMEOUT_SECS) == 0
+        yield process
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), START_TIMEOUT_SECS) == 0
         await drain
     finally:
         if process.returncode is None:
@@ -135,3 +144,48 @@ def _authorized_users(monitoring_port: int) -> dict[str, str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{monitoring_port}/connz?auth=true", timeout=5) as answer:
         connections = json.load(answer)["connections"]
     return {c.get("name", ""): c.get("authorized_user", "") for c in connections}
+
+
+async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
+    connect: Connect, identities: Identities, secured_nats: NatsServer
+) -> None:
+    """The max-deliveries path: advisory, the job read back by sequence, dead letter, result, delete."""
+    # One delivery and a one-second ack_wait, so a replica killed mid-job exhausts the job at once.
+    short = {"WORKER_MAX_DELIVER": "1", "WORKER_ACK_WAIT_SECS": "1"}
+    async with FakeAnthropic() as anthropic:
+        anthropic.script(Step(kind="hang"))
+        api = await connect(identities.api)
+        reply_to = api.nc.new_inbox()
+        replies = await api.nc.subscribe(reply_to)
+        # The admin watches the worker's delete request and the server's answer to it (no event announces a
+        # deleted message otherwise).
+        admin = await connect(identities.admin)
+        deletes = await admin.nc.subscribe(f"$JS.API.STREAM.MSG.DELETE.{SETTINGS.jobs_stream}")
+        answers = await admin.nc.subscribe("_INBOX.>")
+        body = _job("run-lost", reply_to)
+        async with _worker_process(secured_nats, identities, anthropic.url, "doomed", **short) as doomed:
+            await api.nc.jetstream().publish(JOB_SUBJECT, body)
+            await asyncio.wait_for(anthropic.wait_until(lambda stats: stats.in_flight == 1), EVENT_TIMEOUT_SECS)
+            async with _worker_process(secured_nats, identities, anthropic.url, "survivor", **short):
+                doomed.kill()
+                await doomed.wait()
+
+                failed = await _next(replies)
+                assert (failed["runId"], failed["status"]) == ("run-lost", "failed")
+                assert failed["error"]["code"] == "max_deliveries_exceeded"
+                dead = await admin.nc.jetstream().pull_subscribe(DLQ_SUBJECT, durable="audit", stream=DLQ_STREAM)
+                (letter,) = await dead.fetch(1, timeout=EVENT_TIMEOUT_SECS)
+                assert letter.data == body
+                assert letter.headers is not None
+                assert letter.headers["Maschina-Dlq-Reason"] == "max_deliveries_exceeded"
+                await dead.unsubscribe()
+
+                delete = await deletes.next_msg(timeout=EVENT_TIMEOUT_SECS)
+                answer = await answers.next_msg(timeout=EVENT_TIMEOUT_SECS)
+                while answer.subject != delete.reply:
+                    answer = await answers.next_msg(timeout=EVENT_TIMEOUT_SECS)
+                assert json.loads(answer.data)["success"] is True
+                assert (await admin.nc.jetstream().stream_info(SETTINGS.jobs_stream)).state.messages == 0
+
+    log = secured_nats.log_path.read_text()
+    assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
