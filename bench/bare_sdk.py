@@ -2,7 +2,7 @@
 
 The client is the worker's own (`AnthropicProvider` builds it: aiohttp transport, pool sized to the
 concurrency, no SDK retries), so the only difference from the worker is everything the worker adds.
-`burst` makes `--calls` calls at most `--concurrency` at once and reports the wall time; `paced` starts
+`burst` makes `--calls` calls at most `--concurrency` at once and reports the wall and CPU time; `paced` starts
 one call every 1/`--rate` seconds and reports each call's latency. Prints one JSON object on stdout.
 """
 
@@ -49,9 +49,9 @@ async def _burst(client: anthropic.AsyncAnthropic, calls: int, warmup: int, conc
         async with slots:
             await _call(client)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one() for _ in range(calls)))
-    return {"wall": time.perf_counter() - started}
+    return {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 
 async def _paced(client: anthropic.AsyncAnthropic, calls: int, warmup: int, rate: float) -> dict[str, list[float]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["READY", "Child", "PeakRss", "python_module"]
+__all__ = ["READY", "Child", "PeakRss", "cpu_seconds", "python_module"]
 
 READY = b"bench-ready"
 """What a benchmark's own harness process prints on stdout once it is consuming."""
@@ -22,6 +22,12 @@ READY = b"bench-ready"
 def python_module(module: str, *args: str) -> list[str]:
     """The command line of `python -m module args...` in this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 class Child:

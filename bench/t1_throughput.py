@@ -13,12 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from bench.broker import create_streams, fresh_server, publish_jobs, wait_for_results
 from bench.context import Context
 from bench.jobs import job_body
-from bench.process import Child, python_module
+from bench.process import Child, cpu_seconds, python_module
 from bench.profile import Sampler
 from bench.report import Row, Spec, Target
 
@@ -38,11 +36,6 @@ class Drain:
     """CPU microseconds nats-server spent per job."""
 
 
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
 async def drain(
     name: str, argv: Sequence[str], env: dict[str, str], jobs: int, *, profile: Path | None = None
 ) -> Drain:
@@ -54,15 +47,14 @@ async def drain(
         await create_streams(js)
         await publish_jobs(nc, [job_body(name, i) for i in range(jobs)])
         assert server.process is not None
-        server_process = psutil.Process(server.process.pid)
+        server_pid = server.process.pid
         child = await Child(name, argv, env={"NATS_URL": server.url, **env}).start()
         sampler = await Sampler.start(child.pid, profile) if profile else None
         try:
-            consumer = psutil.Process(child.pid)
-            cpu, server_cpu = _cpu(consumer), _cpu(server_process)
+            cpu, server_cpu = cpu_seconds(child.pid), cpu_seconds(server_pid)
             started = time.perf_counter()
             finished = await wait_for_results(js, jobs, within=120 + jobs / 100, alive=child.alive)
-            cpu, server_cpu = _cpu(consumer) - cpu, _cpu(server_process) - server_cpu
+            cpu, server_cpu = cpu_seconds(child.pid) - cpu, cpu_seconds(server_pid) - server_cpu
         finally:
             await child.stop()
             if sampler is not None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.baseline import bare_sdk
 from bench.broker import Arrivals, fresh_server, publish_jobs, warm_up
 from bench.context import Context
 from bench.jobs import RESULT_PREFIX, job_body
-from bench.process import PeakRss
+from bench.process import PeakRss, cpu_seconds
 from bench.profile import Sampler
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
@@ -28,8 +29,17 @@ SPECS = (WALL, PEAK, PER_JOB)
 _MB = 1e6
 
 
-async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None = None) -> tuple[float, int, int, int]:
-    """Wall time, idle RSS, peak RSS, and the most calls the fake saw in flight at once."""
+@dataclass(frozen=True, slots=True)
+class _Run:
+    wall: float
+    cpu: float
+    idle_rss: int
+    peak_rss: int
+    in_flight: int
+    """The most calls the fake saw in flight at once."""
+
+
+async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None = None) -> _Run:
     await fake.reset()
     async with (
         fresh_server() as (server, nc, _),
@@ -42,42 +52,49 @@ async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None =
         sampler = await Sampler.start(replica.pid, profile) if profile else None
         with PeakRss(replica.pid) as rss:
             idle = rss.sample()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds(replica.pid)
             await publish_jobs(nc, [job_body("t2", i) for i in range(scale.t2_jobs)])
             finished = await arrivals.wait(60 + 10 * scale.t2_jobs * scale.t2_delay / scale.t2_concurrency)
+            cpu = cpu_seconds(replica.pid) - cpu
         peak = rss.peak
     if sampler is not None:
         await sampler.finish()
     in_flight = int((await fake.stats())["max_in_flight"])
-    return finished - started, idle, peak, in_flight
+    return _Run(finished - started, cpu, idle, peak, in_flight)
 
 
 async def run(context: Context) -> list[Row]:
     scale, profile_dir = context.scale, context.profile_dir
-    bare_walls: list[float] = []
-    runs: list[tuple[float, int, int, int]] = []
+    bare_runs: list[dict[str, float]] = []
+    runs: list[_Run] = []
     fake = await context.fake_anthropic(delay=scale.t2_delay)
     for _ in range(scale.trials):
         args = ("--calls", str(scale.t2_jobs), "--warmup", "1", "--concurrency", str(scale.t2_concurrency))
-        bare_walls.append(float((await bare_sdk("burst", fake.url, *args))["wall"]))
+        bare_runs.append(await bare_sdk("burst", fake.url, *args))
         runs.append(await _worker_run(fake, scale))
     if profile_dir is not None:
         # Extra and not counted: sampling slows the process it samples.
         await _worker_run(fake, scale, profile=profile_dir / "t2-worker.folded")
-    bare_wall = statistics.median(bare_walls)
-    worker_wall = statistics.median(run[0] for run in runs)
+    bare_wall = statistics.median(run["wall"] for run in bare_runs)
+    bare_cpu = statistics.median(run["cpu"] for run in bare_runs) / scale.t2_jobs
+    wall = statistics.median(run.wall for run in runs)
+    cpu = statistics.median(run.cpu for run in runs) / scale.t2_jobs
     # Memory is judged on the worst trial: the peak is what a pod's limit must hold.
-    _, idle, peak, in_flight = max(runs, key=lambda run: run[2])
+    worst = max(runs, key=lambda run: run.peak_rss)
+    ideal = scale.t2_delay * -(-scale.t2_jobs // scale.t2_concurrency)
     setup = f"{scale.t2_jobs:,} jobs, provider delay {scale.t2_delay:g} s, WORKER_CONCURRENCY={scale.t2_concurrency}"
     return [
         WALL.measured(
-            worker_wall / bare_wall,
-            f"worker {worker_wall:.2f} s vs bare SDK {bare_wall:.2f} s (ideal "
-            f"{scale.t2_delay * -(-scale.t2_jobs // scale.t2_concurrency):.1f} s); {setup}; median of {scale.trials}",
+            wall / bare_wall,
+            f"worker {wall:.2f} s vs bare SDK {bare_wall:.2f} s (ideal {ideal:.1f} s); CPU per job: worker "
+            f"{cpu * 1e3:.2f} ms vs bare SDK {bare_cpu * 1e3:.2f} ms; {setup}; median of {scale.trials}",
         ),
-        PEAK.measured(peak / _MB, f"idle {idle / _MB:.0f} MB, peak {peak / _MB:.0f} MB; {setup}"),
+        PEAK.measured(
+            worst.peak_rss / _MB, f"idle {worst.idle_rss / _MB:.0f} MB, peak {worst.peak_rss / _MB:.0f} MB; {setup}"
+        ),
         PER_JOB.measured(
-            (peak - idle) / in_flight / 1e3,
-            f"({peak / _MB:.0f} MB - {idle / _MB:.0f} MB) / {in_flight:,} calls in flight (seen by the fake)",
+            (worst.peak_rss - worst.idle_rss) / worst.in_flight / 1e3,
+            f"({worst.peak_rss / _MB:.0f} MB - {worst.idle_rss / _MB:.0f} MB) / {worst.in_flight:,} calls in flight "
+            "(as the fake saw them)",
         ),
     ]
