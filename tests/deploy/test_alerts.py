@@ -15,6 +15,7 @@ EXTERNAL_SERIES = frozenset(
     {
         "jetstream_consumer_num_pending",
         "jetstream_consumer_num_ack_pending",
+        "jetstream_stream_total_messages",
         "kube_pod_status_ready",
         "kube_pod_container_status_restarts_total",
     }
