@@ -17,6 +17,7 @@ from worker.progress import Progress
 from worker.providers.base import ProviderReply, ProviderRequest
 from worker.providers.exchange import write_recording
 from worker.providers.recorded import RecordedProvider, RecordingStore
+from worker.result import RunResult
 
 from .conftest import anthropic_default, replay_cli
 
@@ -166,7 +167,8 @@ async def test_compare_calls_the_provider_once_per_job_for_both_catalogs(priced:
     )
     payloads = [Payload(orjson.dumps(body), "jobs") for body in JOBS]
 
-    runs = await replay.run_all(payloads, print_results=False)
+    runs: list[tuple[RunResult, ...]] = []
+    await replay.run_all(payloads, runs.append)
 
     assert len(calls) == 3  # s1, s2, h1; the denied job never reaches a provider
     assert [(before.billing, before.usage) for before, _ in runs] == [(after.billing, after.usage) for _, after in runs]

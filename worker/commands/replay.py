@@ -25,7 +25,7 @@ import contextlib
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -98,9 +98,11 @@ def run(args: argparse.Namespace) -> int:
         providers=providers,
         concurrency=args.concurrency,
     )
+    tabular = args.summary or other is not None
+    runs: list[tuple[RunResult, ...]] = []
     started = time.monotonic()
     try:
-        runs = asyncio.run(_replay(replay, payloads, print_results=not (args.summary or other)))
+        done = asyncio.run(_replay(replay, payloads, runs.append if tabular else _print_result))
     except KeyboardInterrupt:
         print("agent-worker replay: interrupted", file=sys.stderr)
         return 130
@@ -113,16 +115,20 @@ def run(args: argparse.Namespace) -> int:
         print(summary_report([r[0] for r in runs], tiers))
     if sys.stderr.isatty():
         print(
-            f"{len(payloads)} jobs, {len(payloads) - len(runs)} dead-lettered, in {elapsed:.2f} s "
+            f"{len(payloads)} jobs, {len(payloads) - done} dead-lettered, in {elapsed:.2f} s "
             f"({len(payloads) / max(elapsed, 1e-9):,.0f} jobs/s)",
             file=sys.stderr,
         )
     return 0
 
 
-async def _replay(replay: Replay, payloads: Sequence[Payload], *, print_results: bool) -> list[tuple[RunResult, ...]]:
+def _print_result(results: tuple[RunResult, ...]) -> None:
+    sys.stdout.buffer.write(results[0].to_json() + b"\n")
+
+
+async def _replay(replay: Replay, payloads: Sequence[Payload], emit: Callable[[tuple[RunResult, ...]], None]) -> int:
     try:
-        return await replay.run_all(payloads, print_results=print_results)
+        return await replay.run_all(payloads, emit)
     finally:
         await close_providers(dict(replay.providers))
 
@@ -176,24 +182,27 @@ class Replay:
         self.providers = providers
         self.concurrency = concurrency
 
-    async def run_all(self, payloads: Sequence[Payload], *, print_results: bool) -> list[tuple[RunResult, ...]]:
-        """Every payload's results (one per catalog), dead letters left out; the first printed to stdout if asked."""
+    async def run_all(self, payloads: Sequence[Payload], emit: Callable[[tuple[RunResult, ...]], None]) -> int:
+        """Hand each job's results (one per catalog) to `emit`, in input order; returns how many jobs had results.
+
+        Dead letters are reported on stderr instead.
+        """
         progress = Progress(len(payloads), sys.stderr)
         window: deque[asyncio.Task[tuple[RunResult, ...] | DeadLetter]] = deque()
-        runs: list[tuple[RunResult, ...]] = []
+        pending: deque[Payload] = deque()
+        emitted = 0
 
         def finish(payload: Payload, outcome: tuple[RunResult, ...] | DeadLetter) -> None:
+            nonlocal emitted
             progress.clear()
             if isinstance(outcome, DeadLetter):
                 _report_dead_letter(payload, outcome)
             else:
-                runs.append(outcome)
-                if print_results:
-                    sys.stdout.buffer.write(outcome[0].to_json() + b"\n")
+                emit(outcome)
+                emitted += 1
             progress.advance()
 
         try:
-            pending: deque[Payload] = deque()
             for payload in payloads:
                 window.append(asyncio.create_task(self.run_one(payload)))
                 pending.append(payload)
@@ -206,7 +215,7 @@ class Replay:
                 task.cancel()
             progress.clear()
             sys.stdout.flush()
-        return runs
+        return emitted
 
     async def run_one(self, payload: Payload) -> tuple[RunResult, ...] | DeadLetter:
         verdict = self.door.open(payload.body)
