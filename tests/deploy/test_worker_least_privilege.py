@@ -187,5 +187,11 @@ async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
                 assert json.loads(answer.data)["success"] is True
                 assert (await admin.nc.jetstream().stream_info(SETTINGS.jobs_stream)).state.messages == 0
 
+                # The runbook's re-publish of this dead letter (docs/operations.md): same body, original subject.
+                # One result per runId: the stored `failed` result comes back, the provider is not called again.
+                await api.nc.jetstream().publish(letter.headers["Maschina-Original-Subject"], letter.data)
+                assert (await _next(replies))["finishedAt"] == failed["finishedAt"]
+                assert anthropic.stats.calls == 1
+
     log = secured_nats.log_path.read_text()
     assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
