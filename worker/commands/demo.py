@@ -36,7 +36,8 @@ from worker.embedded import NatsServer, NatsServerNotFoundError
 from worker.logging import configure_logging
 from worker.payloads import Payload, read_payloads
 from worker.providers.base import Provider
-from worker.providers.recorded import packaged_recordings, recorded_providers, recording_providers
+from worker.providers.exchange import RecordingError
+from worker.providers.recorded import RecordingStore, packaged_recordings, recorded_providers, recording_providers
 from worker.providers.registry import build_providers, close_providers
 from worker.report import DeadLetterRow, results_table, tier_totals
 from worker.result import RunResult
@@ -71,10 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        env = Settings.from_env() if args.live else None
+        # With --live the environment's provider settings answer, else the recordings shipped in the package.
+        answers: Settings | RecordingStore = Settings.from_env() if args.live else packaged_recordings()
         payloads = list(read_payloads(args.jobs))
         server = NatsServer()
-    except (SettingsError, OSError, NatsServerNotFoundError) as exc:
+    except (SettingsError, RecordingError, OSError, NatsServerNotFoundError) as exc:
         print(f"agent-worker demo: {exc}", file=sys.stderr)
         return EXIT_FAILED
     # Each line as soon as it is printed, also into a pipe: a watcher sees the demo's progress as it happens.
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         configure_logging("console", level=logging.ERROR)
     try:
         server.start()
-        return asyncio.run(_interruptible(_demo(server, env, payloads, args)))
+        return asyncio.run(_interruptible(_demo(server, answers, payloads, args)))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     finally:
@@ -125,27 +127,27 @@ class _Collected:
             self.all_in.set()
 
 
-def _providers(env: Settings | None, record: Path | None) -> tuple[dict[str, Provider], str]:
-    if env is None:
-        store = packaged_recordings()
-        providers, what = recorded_providers(store), f"recorded providers ({len(store)} recordings)"
+def _providers(answers: Settings | RecordingStore, record: Path | None) -> tuple[dict[str, Provider], str]:
+    if isinstance(answers, RecordingStore):
+        providers, what = recorded_providers(answers), f"recorded providers ({len(answers)} recordings)"
     else:
-        providers, what = build_providers(env), "live providers from the environment"
+        providers, what = build_providers(answers), "live providers from the environment"
     if record is not None:
         providers, what = recording_providers(providers, record), f"{what}, recording to {record}"
     return providers, what
 
 
-async def _demo(server: NatsServer, env: Settings | None, payloads: list[Payload], args: argparse.Namespace) -> int:
+async def _demo(
+    server: NatsServer, answers: Settings | RecordingStore, payloads: list[Payload], args: argparse.Namespace
+) -> int:
     settings = Settings.from_env(
         {},
         nats_url=(server.url,),
         http_port=0,
         worker_id=WORKER_ID,
         shutdown_grace_secs=1.0,  # on Ctrl-C a stuck provider call is abandoned quickly; the job is thrown away anyway
-        **_provider_settings(env),
     )
-    providers, what = _providers(env, args.record)
+    providers, what = _providers(answers, args.record)
     catalog = default_catalog()
     worker = Worker(settings, providers=providers, catalog=catalog)
     nc = await nats.connect(server.url, name="agent-worker-demo")
@@ -180,17 +182,6 @@ async def _demo(server: NatsServer, env: Settings | None, payloads: list[Payload
         await worker.stop()
         await nc.close()
         await close_providers(providers)
-
-
-def _provider_settings(env: Settings | None) -> dict[str, object]:
-    """With `--live`, the environment's provider settings (and nothing else: the demo owns its NATS and topology)."""
-    if env is None:
-        return {}
-    return {
-        "anthropic_api_key": env.anthropic_api_key,
-        "anthropic_base_url": env.anthropic_base_url,
-        "ollama_host": env.ollama_host,
-    }
 
 
 async def _subscribe(nc: Client, payloads: list[Payload], door: Door) -> _Collected:
