@@ -16,7 +16,7 @@ from bench.suite import run_suite
 
 __all__ = ["main"]
 
-DOC = Path("docs/benchmarks.md")
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def _progress(message: str) -> None:
@@ -39,14 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small, fast run proving each row can be measured")
     parser.add_argument("--only", help="comma-separated benchmarks to run, e.g. T1,T3 (implies --no-write)")
-    parser.add_argument("--no-write", action="store_true", help=f"do not update {DOC}")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
         help="also profile the worker in T1 and T2 with py-spy (extra runs) and write stacks and summaries to DIR",
     )
-    parser.add_argument("--doc", type=Path, default=DOC, help=f"where the figures go (default {DOC})")
+    parser.add_argument("--doc", type=Path, default=DOC, help="where the figures go (default docs/benchmarks.md)")
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
     only = {key.strip().upper() for key in args.only.split(",")} if args.only else None
