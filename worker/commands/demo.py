@@ -58,7 +58,7 @@ EXIT_INTERRUPTED = 130
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--live", action="store_true", help="call the real providers configured by the environment")
-    parser.add_argument("--record", type=Path, metavar="DIR", help="write every provider exchange to DIR")
+    parser.add_argument("--record", type=Path, metavar="DIR", help="write every provider answer to DIR as a recording")
     parser.add_argument(
         "--jobs", type=Path, default=SAMPLES, metavar="FILE", help="job payloads to publish (JSON or JSONL)"
     )

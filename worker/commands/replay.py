@@ -12,9 +12,10 @@ the door dead-letters gets no result (as on the wire); it is reported on stderr 
 to stderr. With `--summary` or `--compare`, stdout carries the billing table instead of the results.
 
 Providers: the recordings shipped in the package (or `--recordings DIR`), or with `--live` the real
-providers configured by the environment. `--record DIR` writes every exchange in the recording
-format. `--compare CATALOG` bills each job under a second catalog too; each job's provider calls are
-made once and shared by both catalogs, so both bill the same usage.
+providers configured by the environment. `--record DIR` writes every answer, and every error that
+is not retryable, in the recording format (docs/recordings.md). `--compare CATALOG` bills each job
+under a second catalog too; each job's provider calls are made once and shared by both catalogs, so
+both bill the same usage.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="answer from the recordings in DIR (repeatable) instead of the packaged ones",
     )
-    parser.add_argument("--record", type=Path, metavar="DIR", help="write every provider exchange to DIR")
+    parser.add_argument("--record", type=Path, metavar="DIR", help="write every provider answer to DIR as a recording")
     parser.add_argument("--concurrency", type=int, default=16, metavar="N", help="jobs in flight at once (default 16)")
 
 
