@@ -41,9 +41,8 @@ class Progress:
         self._shown = True
 
     def clear(self) -> None:
-        """Erase the bar, so another line can be written to the same stream; it is redrawn on the next advance."""
+        """Erase the bar, so another line can be written to the terminal; it comes back at the next redraw."""
         if self._shown:
             self._stream.write("\r\x1b[K")
             self._stream.flush()
             self._shown = False
-            self._drawn_at = 0.0
