@@ -228,3 +228,20 @@ def test_dash_reads_jsonl_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: py
     replayed = replay_cli(capsys, "-")
 
     assert [r["runId"] for r in replayed.results] == ["s1", "s2"]
+
+
+def test_compare_lists_the_jobs_whose_outcome_changes(
+    jobs: Path, priced: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Opus opened to m1 at 15x: the job denied before now runs, on Opus's recording (2 in, 3 out: 30 + 45 billed).
+    after = tmp_path / "open.toml"
+    after.write_text(DEFAULT_CATALOG.read_text().replace('min_tier = "m10"', 'min_tier = "m1"'))
+    write_recording(priced, anthropic_default("claude-opus-4-6", input_tokens=2, output_tokens=3))
+
+    replayed = replay_cli(capsys, jobs, "--recordings", priced, "--compare", after)
+
+    rows = [line.split() for line in replayed.stdout.splitlines()]
+    assert ["m1", "-", "1->0", "-", "-", "0", "0", "+0", "-"] in rows
+    assert ["m1", "claude-opus-4-6", "0->1", "-", "15", "0", "75", "+75", "new"] in rows
+    assert ["total", "8,076", "8,151", "+75", "+0.9%"] in rows
+    assert replayed.stdout.rstrip().endswith("Jobs whose status or model differ (1): denied")
