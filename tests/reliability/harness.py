@@ -123,7 +123,10 @@ class Fleet:
         return started
 
     def close(self) -> None:
-        for child in [*self.workers, *self.providers]:
+        children = [*self.workers, *self.providers]
+        for child in children:
+            child.terminate()
+        for child in children:
             child.stop()
 
     def report(self) -> str:

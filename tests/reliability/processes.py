@@ -113,6 +113,12 @@ class Child:
             self.rss.stop()
         return code
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting (a fleet signals every child first, then waits for them together)."""
+        if self.alive:
+            assert self.process is not None
+            self.process.terminate()
+
     def stop(self) -> None:
         if self.process is None:
             return

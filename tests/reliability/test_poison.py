@@ -63,7 +63,7 @@ async def test_poison_is_dead_lettered_or_rejected_and_good_jobs_pass(
     with_result = {run_id_of(item, door): item for item in items if not outcomes[item.label].startswith("dlq:")}
 
     provider = await fleet.provider("--delay", "0.05")
-    replicas = await fleet.replicas(provider, 2, WORKER_SIGNING_KEY=SIGNING_KEY.decode())
+    replicas = await fleet.replicas(provider, 1, WORKER_SIGNING_KEY=SIGNING_KEY.decode())
     async with nats_client(nats_server.url) as nc:
         js = nc.jetstream()
         report = await publish_jobs(js, [Outgoing(item.label, item.body, item.headers) for item in items])

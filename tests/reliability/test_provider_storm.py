@@ -34,7 +34,7 @@ async def test_provider_storm_every_job_completes(
         "--seed",
         "5",
     )
-    await fleet.replicas(provider, 2, WORKER_MAX_DELIVER=str(MAX_DELIVER))
+    await fleet.replicas(provider, 1, WORKER_MAX_DELIVER=str(MAX_DELIVER), WORKER_CONCURRENCY="64")
     async with nats_client(nats_server.url) as nc:
         js = nc.jetstream()
         report = await publish_jobs(js, good_jobs(JOBS, prefix="storm"))
