@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -195,7 +196,7 @@ class RecordedRequest:
 Handler = Callable[[web.Request, Step, Any], Awaitable[web.StreamResponse]]
 
 
-class FakeServer:
+class FakeServer(ABC):
     """A provider fake on loopback: `async with FakeX(config) as fake: fake.url`. Subclasses add the API routes."""
 
     default_fault_statuses: ClassVar[tuple[int, ...]] = (500,)
@@ -252,9 +253,7 @@ class FakeServer:
         assert self._runner is not None
         self._site = web.TCPSite(self._runner, self._host, self._port, backlog=4096, reuse_address=True)
         await self._site.start()
-        server = self._site._server
-        assert isinstance(server, asyncio.Server)
-        self._port = server.sockets[0].getsockname()[1]
+        self._port = self._runner.addresses[0][1]
 
     async def pause(self) -> None:
         """Stop listening (new connections are refused) but keep the port for `resume`."""
@@ -308,8 +307,9 @@ class FakeServer:
 
     # -- serving ------------------------------------------------------------------------------------------------
 
+    @abstractmethod
     def add_routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+        """Route the provider's API paths to handlers that call `serve`."""
 
     def _notify(self) -> None:
         self._changed.set()
