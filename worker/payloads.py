@@ -7,6 +7,7 @@ byte, so a malformed line reaches the door as it is and is dead-lettered like on
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from pathlib import Path
 import orjson
 
 __all__ = ["Payload", "read_payloads"]
+
+_NON_SPACE = re.compile(rb"\S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +31,7 @@ def read_payloads(path: Path) -> Iterator[Payload]:
     """The job bodies in `path`; raises `OSError` when it cannot be read."""
     name = str(path)
     data = sys.stdin.buffer.read() if name == "-" else path.read_bytes()
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        document = None
+    document = _whole_document(data)
     if isinstance(document, dict):
         yield Payload(data.strip(), name)
     elif isinstance(document, list):
@@ -41,3 +41,26 @@ def read_payloads(path: Path) -> Iterator[Payload]:
         for number, line in enumerate(data.splitlines(), start=1):
             if line.strip():
                 yield Payload(line, f"{name}:{number}")
+
+
+def _whole_document(data: bytes) -> object:
+    """The file parsed as one JSON document, or None when it is not one (then it is read as JSONL).
+
+    A first line that is complete JSON by itself, with more after it, means JSONL: the whole file is
+    then not parsed, which for a large file would cost several times its size in memory.
+    """
+    # Searched in place: slicing or stripping a large file would copy it.
+    first = _NON_SPACE.search(data)
+    start = 0 if first is None else first.start()
+    end = data.find(b"\n", start)
+    if end != -1 and _NON_SPACE.search(data, end) is not None:
+        try:
+            orjson.loads(data[start:end])
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None

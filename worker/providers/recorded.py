@@ -127,7 +127,14 @@ class RecordedProvider:
     async def complete(self, request: ProviderRequest) -> ProviderReply:
         answer = self._store.answer(self.name, request)
         if isinstance(answer, ProviderError):
-            raise answer
+            # A fresh exception each call: raising one instance again and again would chain every traceback onto it.
+            raise ProviderError(
+                answer.code,
+                answer.message,
+                retryable=answer.retryable,
+                retry_after=answer.retry_after,
+                usage=answer.usage,
+            )
         return answer
 
     async def aclose(self) -> None:
