@@ -1,8 +1,9 @@
 """Job bodies read from files, for `replay` and `demo`: a JSON document (one object or an array) or JSONL.
 
 A file whose whole text is one JSON object is one job body, passed to the door byte for byte. A JSON
-array is one body per element. Anything else is read as JSONL: one body per non-blank line, byte for
-byte, so a malformed line reaches the door as it is and is dead-lettered like on the wire. `-` is stdin.
+array is one body per element. JSONL — a first line that is JSON by itself with more lines after it,
+or any file that is not one JSON document — is one body per non-blank line, byte for byte, so a
+malformed line reaches the door as it is and is dead-lettered like on the wire. `-` is stdin.
 """
 
 from __future__ import annotations
