@@ -169,7 +169,7 @@ async def _demo(
         print(results_table(rows))
         print()
         print(tier_totals(list(collected.results.values()), [t.name for t in catalog.tiers_by_rank()]))
-        missing = len(payloads) - len(collected.results) - len(collected.dead)
+        missing = collected.expected - len(collected.results) - len(collected.dead)
         if missing:
             print(f"\n{missing} jobs had no result or dead letter after {args.timeout:g} s", file=sys.stderr)
             return EXIT_FAILED
@@ -187,8 +187,10 @@ async def _demo(
 async def _subscribe(nc: Client, payloads: list[Payload], door: Door) -> _Collected:
     """Watch results, dead letters and replyTo copies; the door says how many copies to expect."""
     verdicts = [door.open(payload.body) for payload in payloads]
-    inboxes = [v.ref.reply_to for v in verdicts if not isinstance(v, DeadLetter) and v.ref.reply_to is not None]
-    collected = _Collected(len(payloads), len(inboxes))
+    runs = [v.ref for v in verdicts if not isinstance(v, DeadLetter)]
+    inboxes = [ref.reply_to for ref in runs if ref.reply_to is not None]
+    # One stored result per runId: a job published twice gets its stored result re-sent, not a second one.
+    collected = _Collected(len(verdicts) - len(runs) + len({ref.run_id for ref in runs}), len(inboxes))
 
     async def on_result(msg: Msg) -> None:
         result = RunResult.from_json(msg.data)
