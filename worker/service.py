@@ -100,9 +100,10 @@ class Worker:
         recorder = Recorder(self._nc, store, metrics=self.metrics, catalog=self.catalog)
         dead_letters = DeadLetters(self._nc)
         self._advisories = MaxDeliveries(
-            self._nc,
+            js,
             jobs_stream=settings.jobs_stream,
-            consumer=settings.consumer,
+            advisories_stream=settings.advisories_stream,
+            consumer=topology.advisory_consumer,
             door=door,
             pipeline=pipeline,
             recorder=recorder,
@@ -156,15 +157,13 @@ class Worker:
         self._stopping = True
         self.ready.clear()
         log.info("worker_stopping")
-        if self._consumer is not None:
-            await self._consumer.stop(self.settings.shutdown_grace_secs)
+        grace = self.settings.shutdown_grace_secs
+        stopping = [part.stop(grace) for part in (self._consumer, self._advisories) if part is not None]
+        await asyncio.gather(*stopping)
         # Unsubscribe the pull subscription before draining: draining it after a timed-out fetch can hang.
         if self._subscription is not None:
             with suppress(nats.errors.Error, ValueError):
                 await self._subscription.unsubscribe()
-        if self._advisories is not None:
-            with suppress(nats.errors.Error):
-                await self._advisories.stop()
         if self._nc is not None and not self._nc.is_closed:
             try:
                 await self._nc.drain()

@@ -54,6 +54,11 @@ class Settings(BaseModel):
         "WORKER_MAX_ACK_PENDING", "consumer max_ack_pending; at least replicas × concurrency", 10_000, ge=1
     )
     results_stream: str = _env("WORKER_RESULTS_STREAM", "results stream", "MASCHINA_RESULTS")
+    advisories_stream: str = _env(
+        "WORKER_ADVISORIES_STREAM",
+        "stream keeping the server's max-deliveries advisories for the consumer until a replica handles them",
+        "MASCHINA_JOBS_ADVISORIES",
+    )
     reply_prefixes: CommaList = _env(
         "WORKER_REPLY_PREFIXES", "subject prefixes a job's replyTo may start with", ("_INBOX.",)
     )

@@ -9,14 +9,22 @@ import pytest
 from nats.js.api import ConsumerConfig
 
 from tests.deploy.conftest import Connect, Identities, Session
-from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX, ensure_topology
+from worker.jetstream.topology import (
+    DLQ_STREAM,
+    DLQ_SUBJECT,
+    RESULTS_SUBJECT_PREFIX,
+    advisory_consumer_config,
+    ensure_topology,
+    max_deliveries_subject,
+)
 from worker.settings import Settings
 
 SETTINGS = Settings.from_env({})
 JOB_SUBJECT = SETTINGS.subjects[0]
 NEXT = f"$JS.API.CONSUMER.MSG.NEXT.{SETTINGS.jobs_stream}"
 RESULT = b'{"runId": "run-1", "status": "completed"}'
-MAX_DELIVERIES = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{SETTINGS.jobs_stream}.{SETTINGS.consumer}"
+MAX_DELIVERIES = max_deliveries_subject(SETTINGS.jobs_stream, SETTINGS.consumer)
+ADVISORY_CONSUMER = str(advisory_consumer_config(SETTINGS).durable_name)
 
 
 async def _set_up(connect: Connect, identities: Identities) -> tuple[Session, Session]:
@@ -67,11 +75,10 @@ async def test_worker_pulls_acks_stores_results_and_dead_letters(connect: Connec
 
 
 async def test_worker_handles_max_deliveries(connect: Connect, identities: Identities) -> None:
-    """The advisory reaches the worker, which may read the job by sequence and delete it from the queue."""
+    """The server stores the advisory in the account's advisories stream; the worker may pull and ack it there,
+    read the job by sequence and delete it from the queue."""
     worker, api = await _set_up(connect, identities)
     js = worker.nc.jetstream()
-    advisories = await worker.nc.subscribe(MAX_DELIVERIES)
-    await worker.accepted()
     published = await api.nc.jetstream().publish(JOB_SUBJECT, b"poison")
 
     pull = await js.pull_subscribe_bind(SETTINGS.consumer, stream=SETTINGS.jobs_stream)
@@ -81,14 +88,22 @@ async def test_worker_handles_max_deliveries(connect: Connect, identities: Ident
     # The server notices the exhausted job when it next looks for one to deliver.
     with pytest.raises(asyncio.TimeoutError):
         await pull.fetch(1, timeout=0.2)
-    advisory = json.loads((await advisories.next_msg(timeout=5)).data)
+    advisories = await js.pull_subscribe_bind(ADVISORY_CONSUMER, stream=SETTINGS.advisories_stream)
+    (stored,) = await advisories.fetch(1, timeout=5)
+    assert stored.subject == MAX_DELIVERIES
+    advisory = json.loads(stored.data)
     assert advisory["stream_seq"] == published.seq
 
     message = await js.get_msg(SETTINGS.jobs_stream, advisory["stream_seq"])
     assert message.data == b"poison"
     assert await js.delete_msg(SETTINGS.jobs_stream, advisory["stream_seq"])
+    await stored.ack_sync()
     await worker.accepted()
     await pull.unsubscribe()
+    await advisories.unsubscribe()
+    admin = await connect(identities.admin)
+    consumer = await admin.nc.jetstream().consumer_info(SETTINGS.advisories_stream, ADVISORY_CONSUMER)
+    assert (consumer.num_pending, consumer.num_ack_pending) == (0, 0)
 
 
 @pytest.mark.parametrize(
@@ -106,6 +121,9 @@ async def test_worker_handles_max_deliveries(connect: Connect, identities: Ident
         ("store a result outside its subject", "maschina.results.other.run-1"),
         ("read the dead letters", f"$JS.API.DIRECT.GET.{DLQ_STREAM}.{DLQ_SUBJECT}"),
         ("list the account's streams", "$JS.API.STREAM.LIST"),
+        # A forged advisory would have replicas dead-letter and delete any job it names.
+        ("forge a max-deliveries advisory", MAX_DELIVERIES),
+        ("rewrite the advisories stream", f"$JS.API.STREAM.UPDATE.{SETTINGS.advisories_stream}"),
     ],
 )
 async def test_worker_may_not_publish(connect: Connect, identities: Identities, what: str, subject: str) -> None:

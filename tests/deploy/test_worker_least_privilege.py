@@ -1,6 +1,6 @@
 """The real `agent-worker run` process does all its work as the worker user of deploy/nats/nats-server.conf.
 
-It starts (streams, consumer, advisory subscription), consumes jobs the API user publishes, calls a fake
+It starts (streams, consumers, the advisory fetch loop), consumes jobs the API user publishes, calls a fake
 Anthropic over real HTTP, stores results, sends reply copies and dead-letters, and shuts down on SIGTERM,
 all without one permission violation in the server's log.
 """
@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 
 from tests.deploy.conftest import Connect, Identities, Session
 from worker.embedded import NatsServer, free_port
-from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX
+from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX, advisory_consumer_config
 from worker.settings import Settings
 from worker.testing import FakeAnthropic, Step
 
@@ -149,7 +149,8 @@ def _authorized_users(monitoring_port: int) -> dict[str, str]:
 async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
     connect: Connect, identities: Identities, secured_nats: NatsServer
 ) -> None:
-    """The max-deliveries path: advisory, the job read back by sequence, dead letter, result, delete."""
+    """The max-deliveries path: the stored advisory pulled and acked, the job read back by sequence, dead letter,
+    result, delete."""
     # One delivery and a one-second ack_wait, so a replica killed mid-job exhausts the job at once.
     short = {"WORKER_MAX_DELIVER": "1", "WORKER_ACK_WAIT_SECS": "1"}
     async with FakeAnthropic() as anthropic:
@@ -186,6 +187,7 @@ async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
                     answer = await answers.next_msg(timeout=EVENT_TIMEOUT_SECS)
                 assert json.loads(answer.data)["success"] is True
                 assert (await admin.nc.jetstream().stream_info(SETTINGS.jobs_stream)).state.messages == 0
+                await _advisories_acked(admin)
 
                 # The runbook's re-publish of this dead letter (docs/operations.md): same body, original subject.
                 # One result per runId: the stored `failed` result comes back, the provider is not called again.
@@ -195,3 +197,14 @@ async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
 
     log = secured_nats.log_path.read_text()
     assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
+
+
+async def _advisories_acked(admin: Session) -> None:
+    """The survivor acked the stored advisory once done with it (its ack is a publish nothing answers: polled)."""
+    name = str(advisory_consumer_config(SETTINGS).durable_name)
+    for _ in range(EVENT_TIMEOUT_SECS * 20):
+        consumer = await admin.nc.jetstream().consumer_info(SETTINGS.advisories_stream, name)
+        if consumer.num_pending == consumer.num_ack_pending == 0 and consumer.delivered.stream_seq > 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the advisory was not acked: {consumer}")

@@ -1,75 +1,121 @@
 """Jobs that ran out of deliveries without a result (contract section 7: max deliveries).
 
-JetStream announces them with a consumer advisory; one replica (a queue group) takes each one: the
-job is read back from the jobs stream by its sequence (a WorkQueue stream keeps it until acked or
-deleted), dead-lettered with `max_deliveries_exceeded`, given a `failed` result with the same code
-when its runId is usable, and then deleted so it does not linger.
+JetStream announces each one with a consumer advisory. The advisories stream stores them (see
+`topology`), so an advisory sent while no replica is connected waits for the next replica to start.
+Every replica pulls from the advisories stream's shared durable consumer, so each advisory is handled
+by one replica at a time: the job is read back from the jobs stream by its sequence (a WorkQueue stream
+keeps it until acked or deleted), dead-lettered with `max_deliveries_exceeded`, given a `failed` result
+with the same code when its runId is usable, and then deleted so it does not linger. The advisory is
+acked only after that; one whose handling failed (a NATS outage) is redelivered.
 
-Limit: the advisory is a core NATS message, not stored. When no replica is connected at the moment
-it is sent, nobody handles it and the job stays in the jobs stream, never delivered again, until an
-operator looks (`nats stream view`); the consumer's `num_ack_pending` does not show it either.
+Handling is idempotent, so a redelivered or concurrently handled advisory changes nothing: a job
+already gone is skipped, a job with a stored result is only deleted, the dead letter carries a
+`Nats-Msg-Id`, the result store refuses a second record, and deleting a deleted job is no error.
 """
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import suppress
+
+import nats.errors
 import orjson
 import structlog
-from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.api import ConsumerConfig
+from nats.js.errors import APIError, NotFoundError
 
 from worker.door import DeadLetter, Door
 from worker.errors import DlqReason
+from worker.jetstream.consumer import FETCH_TIMEOUT_SECS
 from worker.jetstream.deadletter import DeadLetters
 from worker.jetstream.persist import through_outages
 from worker.jetstream.recorder import Recorder
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline
 
-__all__ = ["MaxDeliveries", "max_deliveries_subject"]
+__all__ = ["MaxDeliveries"]
 
 log = structlog.get_logger(__name__)
 
-
-def max_deliveries_subject(stream: str, consumer: str) -> str:
-    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+# Advisories are rare and each is handled in turn; a small batch keeps few of them waiting on one replica.
+_BATCH = 4
+_FETCH_ERROR_BACKOFF_SECS = 0.5
+# JetStream API error for a failed message delete; "no message found" when it is already gone.
+_DELETE_FAILED = 10057
 
 
 class MaxDeliveries:
     def __init__(
         self,
-        nc: Client,
+        js: JetStreamContext,
         *,
         jobs_stream: str,
-        consumer: str,
+        advisories_stream: str,
+        consumer: ConsumerConfig,
         door: Door,
         pipeline: Pipeline,
         recorder: Recorder,
         dead_letters: DeadLetters,
         metrics: Metrics,
     ) -> None:
-        self._nc = nc
-        self._js: JetStreamContext = nc.jetstream()
+        self._js = js
         self._stream = jobs_stream
+        self._advisories_stream = advisories_stream
+        # The advisory consumer as the server has it: its max_deliver says when an advisory is given up.
         self._consumer = consumer
         self._door = door
         self._pipeline = pipeline
         self._recorder = recorder
         self._dead_letters = dead_letters
         self._metrics = metrics
-        self._subscription: Subscription | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        subject = max_deliveries_subject(self._stream, self._consumer)
-        # One queue group per consumer: each advisory is handled by exactly one connected replica.
-        self._subscription = await self._nc.subscribe(subject, queue=self._consumer, cb=self._on_advisory)
+        assert self._consumer.durable_name is not None
+        self._subscription = await self._js.pull_subscribe_bind(
+            consumer=self._consumer.durable_name, stream=self._advisories_stream
+        )
+        self._loop = asyncio.create_task(self._fetch_loop(self._subscription), name="advisory-loop")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float) -> None:
+        """Stop fetching; let the advisory in hand finish within `grace` seconds, then unsubscribe.
+
+        An advisory cut short is not acked, so it is redelivered; being idempotent, redoing it is harmless.
+        """
+        self._stopping.set()
+        if self._loop is not None:
+            _, unfinished = await asyncio.wait({self._loop}, timeout=grace)
+            for task in unfinished:
+                log.warning("advisory_handed_back")
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        # Unsubscribe the pull subscription before the connection drains: draining it after a timed-out fetch can hang.
         if self._subscription is not None:
-            await self._subscription.unsubscribe()
+            with suppress(nats.errors.Error, ValueError):
+                await self._subscription.unsubscribe()
             self._subscription = None
+
+    async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                messages = await subscription.fetch(batch=_BATCH, timeout=FETCH_TIMEOUT_SECS)
+            except TimeoutError:
+                continue  # nothing arrived
+            except nats.errors.ConnectionClosedError:
+                return
+            except nats.errors.Error as exc:
+                log.warning("advisory_fetch_failed", error=repr(exc))
+                await asyncio.sleep(_FETCH_ERROR_BACKOFF_SECS)
+                continue
+            for message in messages:
+                if self._stopping.is_set():
+                    break  # the rest are not acked: redelivered after ack_wait, to whichever replica is there
+                await self._on_advisory(message)
 
     async def _on_advisory(self, message: Msg) -> None:
         try:
@@ -77,11 +123,17 @@ class MaxDeliveries:
             stream_seq, deliveries = int(event["stream_seq"]), int(event["deliveries"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("advisory_unreadable", body=message.data[:200].decode(errors="replace"))
+            await _ack(message)
             return
         try:
             await self.handle(stream_seq, deliveries)
         except Exception:
-            log.exception("advisory_failed", streamSeq=stream_seq)
+            tries = int(message.metadata.num_delivered or 1)
+            last = self._consumer.max_deliver is not None and 0 < self._consumer.max_deliver <= tries
+            # Not acked: redelivered after ack_wait, until the advisory consumer's max_deliver gives up on it.
+            log.exception("advisory_given_up" if last else "advisory_failed", streamSeq=stream_seq, tries=tries)
+            return
+        await _ack(message)
 
     async def handle(self, stream_seq: int, deliveries: int) -> None:
         """End the job at `stream_seq`, which was delivered `deliveries` times without being acked."""
@@ -109,4 +161,15 @@ class MaxDeliveries:
             bound.warning("job_dead_lettered", reason=reason.value, detail=detail)
             if ref is not None:
                 await self._recorder.record(ref, self._pipeline.undeliverable(ref, attempt=deliveries))
-        await self._js.delete_msg(self._stream, stream_seq)
+        try:
+            await self._js.delete_msg(self._stream, stream_seq)
+        except APIError as exc:
+            if exc.err_code != _DELETE_FAILED:
+                raise
+            bound.info("undelivered_job_already_deleted", error=exc.description)
+
+
+async def _ack(message: Msg) -> None:
+    # Unconfirmed on purpose: an ack that is lost only brings the advisory back, and handling it again is harmless.
+    with suppress(nats.errors.Error):
+        await message.ack()

@@ -1,4 +1,7 @@
-"""The streams and the shared durable consumer (contract section 1), created when missing and never rewritten.
+"""The streams and the shared durable consumers (contract section 1), created when missing and never rewritten.
+
+Besides the contract's three streams there is the advisories stream: it keeps the server's max-deliveries
+advisories for the jobs consumer until a replica has handled them, read through its own durable consumer.
 
 Many replicas may start at once: creation is "create, and if someone else already did, read theirs".
 An existing stream or consumer is used as it is; where its settings differ from ours a warning lists them.
@@ -31,8 +34,10 @@ __all__ = [
     "DLQ_SUBJECT",
     "RESULTS_SUBJECT_PREFIX",
     "Topology",
+    "advisory_consumer_config",
     "consumer_config",
     "ensure_topology",
+    "max_deliveries_subject",
     "stream_configs",
 ]
 
@@ -43,6 +48,12 @@ DLQ_STREAM = "MASCHINA_DLQ"
 DLQ_SUBJECT = "maschina.dlq.agent.execute"
 _DUPLICATE_WINDOW_SECS = 2 * 3600
 _DLQ_MAX_AGE_SECS = 30 * 24 * 3600
+# Handled advisories are acked and kept this long, for looking back at what ran out of deliveries.
+_ADVISORIES_MAX_AGE_SECS = 7 * 24 * 3600
+# One advisory takes a few stream calls; a replica that does not ack it within this long is presumed gone.
+_ADVISORY_ACK_WAIT_SECS = 30.0
+# A poison advisory (the handler keeps failing on it) is given up after this many tries, and logged.
+_ADVISORY_MAX_DELIVER = 10
 
 _Config = StreamConfig | ConsumerConfig
 
@@ -53,14 +64,20 @@ _CONSUMER_EXISTS = 10148
 
 @dataclass(frozen=True, slots=True)
 class Topology:
-    """What the worker runs against: the consumer as it really is, and how results can be read back."""
+    """What the worker runs against: the consumers as they really are, and how results can be read back."""
 
     consumer: ConsumerConfig
+    advisory_consumer: ConsumerConfig
     results_allow_direct: bool
 
 
+def max_deliveries_subject(stream: str, consumer: str) -> str:
+    """Where the server announces a message of `stream` that exhausted `consumer`'s max_deliver."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+
+
 def stream_configs(settings: Settings) -> list[StreamConfig]:
-    """The jobs, results and dead-letter streams as the contract describes them."""
+    """The jobs, results and dead-letter streams as the contract describes them, and the advisories stream."""
     return [
         StreamConfig(
             name=settings.jobs_stream,
@@ -84,6 +101,15 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             storage=StorageType.FILE,
             max_age=_DLQ_MAX_AGE_SECS,
         ),
+        # Advisories are core NATS messages the server publishes in the account; this stream stores them,
+        # so one sent while no replica is connected waits for the next one instead of being lost.
+        StreamConfig(
+            name=settings.advisories_stream,
+            subjects=[max_deliveries_subject(settings.jobs_stream, settings.consumer)],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=_ADVISORIES_MAX_AGE_SECS,
+        ),
     ]
 
 
@@ -101,6 +127,19 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
     )
 
 
+def advisory_consumer_config(settings: Settings) -> ConsumerConfig:
+    """The durable pull consumer of the advisories stream every replica shares: `<WORKER_CONSUMER>-max-deliveries`."""
+    name = f"{settings.consumer}-max-deliveries"
+    return ConsumerConfig(
+        name=name,
+        durable_name=name,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=_ADVISORY_ACK_WAIT_SECS,
+        max_deliver=_ADVISORY_MAX_DELIVER,
+    )
+
+
 async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
     infos = [await _ensure_stream(js, config) for config in stream_configs(settings)]
     results = next(info for info in infos if info.config.name == settings.results_stream)
@@ -115,7 +154,12 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
             max_ack_pending=pending,
             concurrency=settings.concurrency,
         )
-    return Topology(consumer=consumer.config, results_allow_direct=bool(results.config.allow_direct))
+    advisory_consumer = await _ensure_consumer(js, settings.advisories_stream, advisory_consumer_config(settings))
+    return Topology(
+        consumer=consumer.config,
+        advisory_consumer=advisory_consumer.config,
+        results_allow_direct=bool(results.config.allow_direct),
+    )
 
 
 async def _ensure_stream(js: JetStreamContext, wanted: StreamConfig) -> StreamInfo:
