@@ -114,7 +114,10 @@ class MaxDeliveries:
                 continue
             for message in messages:
                 if self._stopping.is_set():
-                    break  # the rest are not acked: redelivered after ack_wait, to whichever replica is there
+                    # Handed back at once, for a replica still running (or the next one to start).
+                    with suppress(nats.errors.Error):
+                        await message.nak()
+                    continue
                 await self._on_advisory(message)
 
     async def _on_advisory(self, message: Msg) -> None:
