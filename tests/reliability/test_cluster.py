@@ -17,7 +17,7 @@ from tests.reliability.harness import Fleet, Run, create_streams, nats_client, v
 from tests.reliability.ledger import JOBS_STREAM, RESULTS_STREAM, settle, stream_count, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
 
-JOBS = volume(400)  # soak: 4,000
+JOBS = volume(300)  # soak: 3,000
 
 
 @pytest.fixture

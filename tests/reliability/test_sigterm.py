@@ -19,7 +19,7 @@ from tests.reliability.processes import WorkerProcess
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
 
-JOBS = volume(150)  # soak: 1,500
+JOBS = volume(100)  # soak: 1,000
 # After the grace period: hand back, unsubscribe, drain, close the providers, and the interpreter's own
 # teardown (its final garbage collection alone takes 1-3 s on a busy 2-core machine).
 EXIT_MARGIN_SECS = 5.0
@@ -32,7 +32,7 @@ async def in_flight(replica: WorkerProcess) -> float:
 
 
 @pytest.mark.parametrize(
-    ("job_secs", "grace_secs"), [(1.0, 10.0), (3.0, 1.0)], ids=["jobs-finish-in-grace", "jobs-outlive-grace"]
+    ("job_secs", "grace_secs"), [(1.0, 10.0), (2.0, 1.0)], ids=["jobs-finish-in-grace", "jobs-outlive-grace"]
 )
 async def test_sigterm_with_jobs_in_flight(
     job_secs: float, grace_secs: float, fleet: Fleet, nats_server: NatsServer, scenario: Callable[[str], Run]
