@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +90,7 @@ class PublishReport:
 
 # What a publish may meet while a nats-server restarts or a cluster elects a new leader.
 _TRANSIENT = (
-    asyncio.TimeoutError,
+    TimeoutError,
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
     nats.errors.ConnectionClosedError,
@@ -129,23 +129,21 @@ async def publish_jobs(
             try:
                 ack = await js.publish(subject, message.body, timeout=attempt_timeout, headers=headers)
             except _TRANSIENT:
-                if time.monotonic() > deadline:
-                    report.failed.add(message.key)
-                    return
-                report.retries += 1
-                await asyncio.sleep(0.2)
-                continue
+                pass
             except nats.js.errors.APIError as exc:
                 # A cluster without a stream leader answers 503-style API errors for a moment.
-                if exc.code not in (503, 504) or time.monotonic() > deadline:
+                if exc.code not in (503, 504):
                     raise
-                report.retries += 1
-                await asyncio.sleep(0.2)
-                continue
-            if ack.duplicate:
-                report.duplicates += 1
-            report.acked.add(message.key)
-            return
+            else:
+                if ack.duplicate:
+                    report.duplicates += 1
+                report.acked.add(message.key)
+                return
+            if time.monotonic() > deadline:
+                report.failed.add(message.key)
+                return
+            report.retries += 1
+            await asyncio.sleep(0.2)
 
     async def lane() -> None:
         while not queue.empty():
@@ -155,7 +153,3 @@ async def publish_jobs(
     await asyncio.gather(*(lane() for _ in range(min(concurrency, max(1, len(messages))))))
     report.seconds = time.monotonic() - started
     return report
-
-
-def keys(messages: Iterable[Outgoing]) -> set[str]:
-    return {message.key for message in messages}
