@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.loop import run_loop
 from bench.machine import Machine
+from bench.process import raise_open_files_limit
 from bench.report import Row, format_table, markdown_table, update_doc
 from bench.scale import FULL, QUICK, Scale
 from bench.suite import run_suite
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
     only = {key.strip().upper() for key in args.only.split(",")} if args.only else None
+    raise_open_files_limit()
     machine = Machine.describe()
     rows = run_loop(run_suite(scale, only, profile_dir=args.profile, progress=_progress))
     print(format_table(rows))

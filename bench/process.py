@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["READY", "Child", "PeakRss", "cpu_seconds", "python_module"]
+__all__ = ["READY", "Child", "PeakRss", "cpu_seconds", "python_module", "raise_open_files_limit"]
 
 READY = b"bench-ready"
 """What a benchmark's own harness process prints on stdout once it is consuming."""
@@ -22,6 +23,14 @@ READY = b"bench-ready"
 def python_module(module: str, *args: str) -> list[str]:
     """The command line of `python -m module args...` in this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+def raise_open_files_limit(wanted: int = 8192) -> None:
+    """Let this process and the ones it starts hold T2's thousand connections (a soft limit of 1024 is common)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def cpu_seconds(pid: int) -> float:
