@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from worker.providers import AnthropicProvider, OllamaProvider, Provider, ProviderRequest
+from worker.providers import Provider, ProviderRequest
+from worker.providers.anthropic import AnthropicProvider
+from worker.providers.ollama import OllamaProvider
 from worker.testing import FakeAnthropic, FakeConfig, FakeOllama, FakeServer
 
 API_KEY = "sk-ant-test-0123456789-do-not-leak"

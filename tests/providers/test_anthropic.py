@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from tests.providers.conftest import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
-from worker.providers import AnthropicProvider, ProviderError
+from worker.providers import ProviderError
+from worker.providers.anthropic import AnthropicProvider
 from worker.testing import FakeAnthropic, Step
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from tests.providers.conftest import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE, Harness
 from worker.errors import ErrorCode
-from worker.providers import AnthropicProvider, ProviderError
+from worker.providers import ProviderError
+from worker.providers.anthropic import AnthropicProvider
 from worker.testing import FakeAnthropic, Step
 
 ROWS = [

@@ -9,8 +9,8 @@ import pytest
 
 from tests.providers.conftest import REQUEST, SYSTEM_PROMPT, USER_MESSAGE
 from worker.errors import ErrorCode
-from worker.providers import OllamaProvider, ProviderError
-from worker.providers.ollama import ollama_base_url, parse_chat_answer
+from worker.providers import ProviderError
+from worker.providers.ollama import OllamaProvider, ollama_base_url, parse_chat_answer
 from worker.testing import FakeOllama, Step
 
 LLAMA = replace(REQUEST, model="llama3.2", max_tokens=128)

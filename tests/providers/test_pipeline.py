@@ -13,7 +13,8 @@ from tests.providers.conftest import API_KEY, SYSTEM_PROMPT, USER_MESSAGE
 from worker.errors import ErrorCode
 from worker.job import Job, RunRef
 from worker.pipeline import Pipeline, Retry
-from worker.providers import Provider, RetryPolicy, build_providers, close_providers
+from worker.providers import Provider, RetryPolicy
+from worker.providers.registry import build_providers, close_providers
 from worker.result import RunResult
 from worker.settings import Settings
 from worker.testing import FakeAnthropic, FakeOllama, Step

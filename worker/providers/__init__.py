@@ -1,20 +1,19 @@
-"""Model providers behind one protocol, one error table and one retry policy (contract sections 4 and 7)."""
+"""Model providers behind one protocol, one error table and one retry policy (contract sections 4 and 7).
 
-from worker.providers.anthropic import AnthropicProvider
+Only the light names live here: every `worker.*` import runs this file (the pipeline imports
+`worker.providers.base`), and the anthropic SDK alone costs over a second of CPU to import. The
+providers themselves come from their modules (`worker.providers.ollama`, `.anthropic`, `.registry`),
+and `build_providers` imports the SDK only when a key is configured.
+"""
+
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
-from worker.providers.ollama import OllamaProvider
-from worker.providers.registry import build_providers, close_providers
 from worker.providers.retry import RetryPolicy, call_with_retry
 
 __all__ = [
-    "AnthropicProvider",
-    "OllamaProvider",
     "Provider",
     "ProviderError",
     "ProviderReply",
     "ProviderRequest",
     "RetryPolicy",
-    "build_providers",
     "call_with_retry",
-    "close_providers",
 ]

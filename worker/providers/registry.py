@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import structlog
 
-from worker.providers.anthropic import AnthropicProvider
 from worker.providers.base import Provider
 from worker.providers.ollama import OllamaProvider
 from worker.settings import Settings
@@ -24,6 +23,9 @@ def build_providers(settings: Settings, *, concurrency: int | None = None) -> di
     pool = settings.concurrency if concurrency is None else concurrency
     providers: dict[str, Provider] = {"ollama": OllamaProvider(host=settings.ollama_host, concurrency=pool)}
     if settings.anthropic_api_key is not None:
+        # Imported here: the SDK costs over a second of CPU to import, and a worker without a key never uses it.
+        from worker.providers.anthropic import AnthropicProvider
+
         providers["anthropic"] = AnthropicProvider(
             api_key=settings.anthropic_api_key.get_secret_value(),
             base_url=settings.anthropic_base_url,
