@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 __all__ = ["configure_logging"]
 
 
-def configure_logging(log_format: str | None = None, *, level: int = logging.INFO) -> None:
-    """`log_format` is "json" or "console"; None picks JSON unless stdout is a terminal."""
-    as_json = log_format == "json" if log_format else not sys.stdout.isatty()
+def configure_logging(
+    log_format: str | None = None, *, level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """`log_format` is "json" or "console"; None picks JSON unless `stream` (default stdout) is a terminal."""
+    out = sys.stdout if stream is None else stream
+    as_json = log_format == "json" if log_format else not out.isatty()
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
@@ -30,6 +34,6 @@ def configure_logging(log_format: str | None = None, *, level: int = logging.INF
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )

@@ -83,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
     # Errors only, and on stderr: the table on stdout is the demo's output, and the dead letters in it are expected.
-    with contextlib.redirect_stdout(sys.stderr):
-        configure_logging("console", level=logging.ERROR)
+    configure_logging("console", level=logging.ERROR, stream=sys.stderr)
     try:
         server.start()
         return asyncio.run(_interruptible(_demo(server, answers, payloads, args)))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import time
 from collections import deque
@@ -87,9 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         print("agent-worker replay: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    # Logs must not mix with results: bind the log printer to stderr (configure_logging prints to "stdout").
-    with contextlib.redirect_stdout(sys.stderr):
-        configure_logging(settings.log_format)
+    # Logs must not mix with results on stdout.
+    configure_logging(settings.log_format, stream=sys.stderr)
     providers = build_providers(settings, concurrency=args.concurrency) if store is None else recorded_providers(store)
     if args.record is not None:
         providers = recording_providers(providers, args.record)
