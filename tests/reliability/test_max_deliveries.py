@@ -40,7 +40,12 @@ async def test_max_deliveries_exhausted_while_no_replica_runs(
 ) -> None:
     run = scenario(f"10 max_deliver {MAX_DELIVER} exhausted with no replica running")
     provider = await fleet.provider("--delay", "600")  # every call hangs until its replica dies
-    settings = {"WORKER_MAX_DELIVER": str(MAX_DELIVER), "WORKER_ACK_WAIT_SECS": str(ACK_WAIT_SECS)}
+    settings = {
+        "WORKER_MAX_DELIVER": str(MAX_DELIVER),
+        "WORKER_ACK_WAIT_SECS": str(ACK_WAIT_SECS),
+        # Every job in flight at once, so each kill ends one delivery of every job.
+        "WORKER_CONCURRENCY": str(JOBS),
+    }
     async with nats_client(nats_server.url) as nc:
         js: Any = nc.jetstream()
         for delivery in range(1, MAX_DELIVER + 1):
