@@ -170,7 +170,8 @@ class Worker:
             except (nats.errors.Error, TimeoutError, OSError) as exc:
                 # Stopping during an outage: nothing is left to flush that a redelivery will not redo.
                 log.warning("nats_drain_failed", error=repr(exc))
-                with suppress(nats.errors.Error, OSError):
+                # nats-py's close() flushes onto the dead transport and raises RuntimeError during an outage.
+                with suppress(nats.errors.Error, OSError, RuntimeError):
                     await self._nc.close()
         if self._given_providers is None:
             await close_providers(self._providers)
