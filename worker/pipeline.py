@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from catalog import Catalog, Denied, Usage, bill, gate
+from catalog import Catalog, Denied, ModelSpec, Usage, bill, gate
 from worker.door import Rejected
 from worker.errors import ErrorCode
 from worker.job import Job, RunRef
@@ -37,9 +37,8 @@ class Retry:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     status: Status
-    model: str | None = None
-    provider: str | None = None
-    multiplier: Decimal = Decimal(0)
+    model: ModelSpec | None = None
+    """The model the job was routed to; None when the gate refused it."""
     usage: Usage = field(default_factory=Usage)
     text: str | None = None
     stop_reason: str | None = None
@@ -86,7 +85,6 @@ class Pipeline:
         if isinstance(decision, Denied):
             return _rejected(ErrorCode(decision.code), decision.message)
         model = decision.model
-        used = {"model": model.id, "provider": model.provider, "multiplier": model.multiplier}
         provider = self.providers.get(model.provider)
         if provider is None:
             error = ResultError(
@@ -94,7 +92,7 @@ class Pipeline:
                 message=f"No {model.provider} provider is configured for model {model.id}.",
                 retryable=False,
             )
-            return _Outcome("failed", error=error, **used)  # type: ignore[arg-type]
+            return _Outcome("failed", model, error=error)
         request = ProviderRequest(
             model=model.provider_model,
             system_prompt=job.system_prompt,
@@ -112,23 +110,19 @@ class Pipeline:
                 message=f"The provider did not answer within the job's {job.timeout_secs} s.",
                 retryable=False,
             )
-            return _Outcome("timed_out", error=error, **used)  # type: ignore[arg-type]
+            return _Outcome("timed_out", model, error=error)
         except ProviderError as exc:
             if exc.retryable and not final:
                 return Retry(max(self.retry.redelivery_delay(attempt), exc.retry_after or 0.0), exc)
             error = ResultError(code=exc.code, message=exc.message, retryable=exc.retryable)
-            return _Outcome("failed", error=error, usage=exc.usage or Usage(), **used)  # type: ignore[arg-type]
-        return _Outcome(
-            "completed",
-            text=reply.text,
-            stop_reason=reply.stop_reason,
-            usage=reply.usage,
-            **used,  # type: ignore[arg-type]
-        )
+            return _Outcome("failed", model, error=error, usage=exc.usage or Usage())
+        return _Outcome("completed", model, text=reply.text, stop_reason=reply.stop_reason, usage=reply.usage)
 
     def _result(self, ref: RunRef, outcome: _Outcome, attempt: int, started: datetime) -> RunResult:
         finished = self._clock()
         completed = outcome.status == "completed"
+        model = outcome.model
+        multiplier = model.multiplier if model is not None else Decimal(0)
         return RunResult(
             job_id=ref.job_id,
             run_id=ref.run_id,
@@ -137,12 +131,12 @@ class Pipeline:
             tier=ref.tier,
             status=outcome.status,
             requested_model=ref.requested_model,
-            model=outcome.model,
-            provider=outcome.provider,
+            model=model.id if model is not None else None,
+            provider=model.provider if model is not None else None,
             output_payload={"text": outcome.text} if completed else None,
             stop_reason=outcome.stop_reason if completed else None,
             usage=ResultUsage.of(outcome.usage),
-            billing=ResultBilling.of(bill(outcome.usage, outcome.multiplier)),
+            billing=ResultBilling.of(bill(outcome.usage, multiplier)),
             error=outcome.error,
             attempt=attempt,
             worker_id=self.worker_id,
