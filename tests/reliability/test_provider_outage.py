@@ -23,13 +23,16 @@ from worker.embedded import NatsServer
 JOBS = volume(100)  # soak: 1,000
 DOWN_SECS = 60.0 if SOAK else 10.0
 JOB_TIMEOUT_SECS = 30
+CONCURRENCY = 64
+# The longest one delivery retries for against a dead provider: RetryPolicy's 5 calls, waits up to 0.5+1+2+4 s.
+MAX_DELIVERY_SECS = 7.5
 _NAKS = re.compile(r'^agent_worker_naks_total\{code="provider_unavailable"\} (\S+)$', re.MULTILINE)
 
 
 async def test_provider_down_then_back(fleet: Fleet, nats_server: NatsServer, scenario: Callable[[str], Run]) -> None:
     run = scenario(f"6 provider down {DOWN_SECS:.0f}s then back")
     provider = await fleet.provider("--delay", "0.05", "--down")
-    (replica,) = await fleet.replicas(provider, 1, WORKER_CONCURRENCY="64")
+    (replica,) = await fleet.replicas(provider, 1, WORKER_CONCURRENCY=str(CONCURRENCY))
     async with nats_client(nats_server.url) as nc:
         js = nc.jetstream()
         report = await publish_jobs(js, good_jobs(JOBS, prefix="outage", timeout_secs=JOB_TIMEOUT_SECS))
@@ -37,7 +40,7 @@ async def test_provider_down_then_back(fleet: Fleet, nats_server: NatsServer, sc
         await asyncio.sleep(DOWN_SECS)  # the outage itself
         stored_while_down = await stream_count(js, RESULTS_STREAM)
         await provider.configure(down=False)
-        await settle(js, outcomes=JOBS, within=240 if SOAK else 90)
+        await settle(js, outcomes=JOBS, within=DOWN_SECS + 60 + JOBS * MAX_DELIVERY_SECS / CONCURRENCY)
         naks = sum(float(count) for count in _NAKS.findall(await replica.metrics_text()))
         figures, ledger = await run.finish(js, provider=provider)
     attempts = Counter(records[0].attempt for records in ledger.results.values())
@@ -57,12 +60,12 @@ async def test_provider_down_then_back(fleet: Fleet, nats_server: NatsServer, sc
 async def test_provider_stays_down(fleet: Fleet, nats_server: NatsServer, scenario: Callable[[str], Run]) -> None:
     run = scenario("6 provider stays down, max_deliver 2")
     provider = await fleet.provider("--down")
-    await fleet.replicas(provider, 1, WORKER_MAX_DELIVER="2", WORKER_CONCURRENCY="64")
+    await fleet.replicas(provider, 1, WORKER_MAX_DELIVER="2", WORKER_CONCURRENCY=str(CONCURRENCY))
     async with nats_client(nats_server.url) as nc:
         js = nc.jetstream()
         report = await publish_jobs(js, good_jobs(JOBS, prefix="down", timeout_secs=JOB_TIMEOUT_SECS))
         run.sent = report.acked
-        await settle(js, outcomes=JOBS, within=90)
+        await settle(js, outcomes=JOBS, within=60 + JOBS * MAX_DELIVERY_SECS * 2 / CONCURRENCY)
         figures, ledger = await run.finish(js, provider=provider)
     figures.assert_clean(ledger, run.sent)
     assert ledger.statuses() == {"failed": JOBS}
