@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.contract import JOB_FIELDS
 from tests.door.jobs import encode, envelope, job_data
 from worker.door import DeadLetter, Door, Rejected
 from worker.job import Job
@@ -21,20 +22,8 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
-FIELDS = (
-    "type",
-    "runId",
-    "agentId",
-    "userId",
-    "tier",
-    "model",
-    "systemPrompt",
-    "inputPayload",
-    "timeoutSecs",
-    "maxTokens",
-)
 # Job-shaped objects: the contract's field names with arbitrary values, so validation is reached, not just the door.
-job_shaped = st.dictionaries(st.sampled_from(FIELDS), json_values).map(lambda changes: job_data(changes))
+job_shaped = st.dictionaries(st.sampled_from(sorted(JOB_FIELDS)), json_values).map(lambda changes: job_data(changes))
 bodies = st.one_of(
     json_values,
     job_shaped,

@@ -8,46 +8,12 @@ from typing import Any
 import jsonschema
 import pytest
 
+from tests.contract import JOB_FIELDS, RESULT_FIELDS
 from tests.door.jobs import encode, envelope, job_data
 from tests.fixtures.jobs import recorded_jobs
 from worker.cli import main
 from worker.commands.schema import schemas
 
-JOB_FIELDS = {
-    "type",
-    "runId",
-    "agentId",
-    "userId",
-    "tier",
-    "model",
-    "systemPrompt",
-    "inputPayload",
-    "timeoutSecs",
-    "maxTokens",
-}
-RESULT_FIELDS = {
-    "version",
-    "type",
-    "jobId",
-    "runId",
-    "agentId",
-    "userId",
-    "tier",
-    "status",
-    "requestedModel",
-    "model",
-    "provider",
-    "outputPayload",
-    "stopReason",
-    "usage",
-    "billing",
-    "error",
-    "attempt",
-    "workerId",
-    "startedAt",
-    "finishedAt",
-    "durationMs",
-}
 CONTRACT_RESULT = {
     "version": 1,
     "type": "agent.execute.result",

@@ -10,55 +10,31 @@ import pytest
 from nats.aio.client import Client
 
 from catalog import Usage
+from tests.contract import BILLING_FIELDS, RESULT_FIELDS, USAGE_FIELDS
 from tests.worker.conftest import StartWorker
 from tests.worker.fakes import FakeProvider
 from tests.worker.support import Inbox, ResultWatch, job, publish_job, stored_count
 from worker.errors import ErrorCode
 from worker.providers.base import ProviderError
 
-RESULT_KEYS = {
-    "version",
-    "type",
-    "jobId",
-    "runId",
-    "agentId",
-    "userId",
-    "tier",
-    "status",
-    "requestedModel",
-    "model",
-    "provider",
-    "outputPayload",
-    "stopReason",
-    "usage",
-    "billing",
-    "error",
-    "attempt",
-    "workerId",
-    "startedAt",
-    "finishedAt",
-    "durationMs",
-}
-USAGE_KEYS = {"inputTokens", "outputTokens", "cacheCreationInputTokens", "cacheReadInputTokens"}
-BILLING_KEYS = {"multiplier", "billedInputTokens", "billedOutputTokens", "billedTokens"}
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-ZERO_USAGE = dict.fromkeys(USAGE_KEYS, 0)
+ZERO_USAGE = dict.fromkeys(USAGE_FIELDS, 0)
 
 
 def assert_contract_shape(result: dict[str, Any]) -> None:
     """Every key of section 6 present, nothing else, each with its JSON type."""
-    assert set(result) == RESULT_KEYS
+    assert set(result) == RESULT_FIELDS
     assert result["version"] == 1
     assert result["type"] == "agent.execute.result"
     assert isinstance(result["runId"], str)
     for key in ("jobId", "agentId", "userId", "tier", "requestedModel", "model", "provider", "stopReason"):
         assert result[key] is None or isinstance(result[key], str), key
     assert result["status"] in {"completed", "rejected", "failed", "timed_out"}
-    assert set(result["usage"]) == USAGE_KEYS
+    assert set(result["usage"]) == USAGE_FIELDS
     assert all(type(value) is int for value in result["usage"].values())
-    assert set(result["billing"]) == BILLING_KEYS
+    assert set(result["billing"]) == BILLING_FIELDS
     assert isinstance(result["billing"]["multiplier"], str)
-    assert all(type(result["billing"][key]) is int for key in BILLING_KEYS - {"multiplier"})
+    assert all(type(result["billing"][key]) is int for key in BILLING_FIELDS - {"multiplier"})
     if result["status"] == "completed":
         assert result["error"] is None
         assert isinstance(result["outputPayload"], dict)
