@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import nats
 import orjson
@@ -99,6 +100,8 @@ class Arrivals:
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.times: dict[str, float] = {}
+        """perf_counter when each run's first result arrived."""
+        self.results: dict[str, dict[str, Any]] = {}
         self.not_completed: dict[str, str] = {}
         self._all_in = asyncio.Event()
 
@@ -111,6 +114,7 @@ class Arrivals:
         result = orjson.loads(msg.data)
         run_id = result["runId"]
         self.times.setdefault(run_id, now)
+        self.results.setdefault(run_id, result)
         if result["status"] != "completed":
             self.not_completed[run_id] = f"{result['status']} {result.get('error')}"
         if len(self.times) >= self.expected:

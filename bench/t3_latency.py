@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from dataclasses import dataclass
+from datetime import datetime
 
 from bench.baseline import bare_sdk
 from bench.broker import Arrivals, fresh_server
@@ -30,7 +32,18 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
-async def _worker_latencies(fake_url: str, scale: Scale) -> list[float]:
+@dataclass(frozen=True, slots=True)
+class _Latencies:
+    total: list[float]
+    """Seconds from publishing each job to its result arriving."""
+    split: tuple[float, float, float]
+    """Median milliseconds of: publish → pipeline start, pipeline (the provider call), pipeline end → arrival.
+
+    Read from the result's own `startedAt` and `finishedAt`, which are only to the millisecond.
+    """
+
+
+async def _worker_latencies(fake_url: str, scale: Scale) -> _Latencies:
     """Publish paced jobs, each with its own reply inbox, and time each from publish to its result's arrival."""
     total = scale.t3_warmup + scale.t3_jobs
     async with (
@@ -49,7 +62,20 @@ async def _worker_latencies(fake_url: str, scale: Scale) -> list[float]:
             await nc.publish(JOB_SUBJECT, body)
         await arrivals.wait(60.0)
     measured = [run_id("t3", index) for index in range(scale.t3_warmup, total)]
-    return [arrivals.times[rid] - published[rid] for rid in measured]
+    return _Latencies([arrivals.times[rid] - published[rid] for rid in measured], _split(arrivals, published, measured))
+
+
+def _split(arrivals: Arrivals, published: dict[str, float], measured: list[str]) -> tuple[float, float, float]:
+    to_wall = time.time() - time.perf_counter()
+    into, pipeline, out = [], [], []
+    for rid in measured:
+        result = arrivals.results[rid]
+        started = datetime.fromisoformat(result["startedAt"]).timestamp()
+        finished = datetime.fromisoformat(result["finishedAt"]).timestamp()
+        into.append(started - (published[rid] + to_wall))
+        pipeline.append(finished - started)
+        out.append(arrivals.times[rid] + to_wall - finished)
+    return (statistics.median(into) * 1e3, statistics.median(pipeline) * 1e3, statistics.median(out) * 1e3)
 
 
 async def run(context: Context) -> list[Row]:
@@ -57,14 +83,18 @@ async def run(context: Context) -> list[Row]:
     fake = await context.fake_anthropic(delay=0.0)
     args = ("--calls", str(scale.t3_jobs), "--warmup", str(scale.t3_warmup), "--rate", str(scale.t3_rate))
     bare = [float(latency) for latency in (await bare_sdk("paced", fake.url, *args))["latencies"]]
-    worker = await _worker_latencies(fake.url, scale)
+    latencies = await _worker_latencies(fake.url, scale)
+    worker = latencies.total
     bare_p50, bare_p99 = _percentiles(bare)
     worker_p50, worker_p99 = _percentiles(worker)
+    into, pipeline, out = latencies.split
     setup = f"{scale.t3_jobs:,} jobs at {scale.t3_rate:g}/s after {scale.t3_warmup} warm-up, zero-delay fake"
     return [
         P50.measured(
             (worker_p50 - bare_p50) * 1e3,
-            f"worker {worker_p50 * 1e3:.2f} ms vs bare SDK call {bare_p50 * 1e3:.2f} ms; {setup}",
+            f"worker {worker_p50 * 1e3:.2f} ms vs bare SDK call {bare_p50 * 1e3:.2f} ms; {setup}; worker's "
+            f"median split: publish→pipeline start {into:.1f} ms, pipeline (provider call) {pipeline:.1f} ms, "
+            f"pipeline end→result received {out:.1f} ms",
         ),
         P99.measured(
             (worker_p99 - bare_p99) * 1e3,
