@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -28,12 +29,23 @@ def _generated(machine: Machine, rows: Sequence[Row], scale: Scale) -> str:
     parameters = ", ".join(f"{name} {value}" for name, value in asdict(scale).items())
     return "\n\n".join(
         [
-            f"## Latest run: {machine.date}",
-            machine.markdown(),
+            "## Latest figures",
+            machine.markdown() + f"\n- code: {_commit()}",
             markdown_table(rows),
             f"Parameters: {parameters}.",
         ]
     )
+
+
+def _commit() -> str:
+    """The commit measured, so figures can be compared before and after a change."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + (" with uncommitted changes" if git("status", "--porcelain", "--", "worker", "catalog") else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
