@@ -8,32 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.catalog.ops_file import OPS_CATALOG, edit
 from worker.cli import main
 
-VALID = """\
-[tiers.free]
-rank = 0
-default_model = "ollama/small"
-
-[tiers.pro]
-rank = 1
-default_model = "claude-pro"
-
-[[models]]
-id = "ollama/small"
-display_name = "Small (local)"
-provider = "ollama"
-min_tier = "free"
-multiplier = "0"
-
-[[models]]
-id = "claude-pro"
-display_name = "Claude Pro"
-provider = "anthropic"
-min_tier = "pro"
-multiplier = "2.50"
-output_cap = 8192
-"""
+# Written "2.50" so that the table is seen to print the multiplier normalised.
+OPS_FILE = edit(OPS_CATALOG, 'multiplier = "2.5"', 'multiplier = "2.50"')
 
 
 def test_prints_tiers_models_and_the_matrix(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,7 +59,7 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_file_checks_and_prints_an_ops_catalog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ops.toml"
-    path.write_text(VALID, encoding="utf-8")
+    path.write_text(OPS_FILE, encoding="utf-8")
     assert main(["catalog", "--file", str(path)]) == 0
     out, err = capsys.readouterr()
     assert err == ""
@@ -91,7 +70,7 @@ def test_file_checks_and_prints_an_ops_catalog(tmp_path: Path, capsys: pytest.Ca
 
 def test_a_bad_file_exits_2_naming_every_fault(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text(VALID.replace('provider = "anthropic"', 'provider = "openai"').replace("rank = 1", "rank = -1"))
+    path.write_text(edit(edit(OPS_FILE, 'provider = "anthropic"', 'provider = "openai"'), "rank = 1", "rank = -1"))
     assert main(["catalog", "--file", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == ""

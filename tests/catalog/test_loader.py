@@ -13,6 +13,10 @@ import pytest
 from catalog import Catalog, CatalogError, ModelSpec, TierSpec, default_catalog, load_catalog, parse_catalog
 from catalog.loader import Fault
 
+# A small valid ops catalog; the fault cases below each change one thing in it. Line numbers matter.
+from tests.catalog.ops_file import OPS_CATALOG as BASE
+from tests.catalog.ops_file import edit
+
 # The contract's section 3, written out.
 CONTRACT_TIERS = [
     ("access", 0, "ollama/llama3.2"),
@@ -66,31 +70,6 @@ def test_provider_model_names() -> None:
     assert models["claude-opus-4-6"].provider_model == "claude-opus-4-6"
 
 
-# A small valid ops catalog; the fault cases below each change one thing in it. Line numbers matter.
-BASE = """\
-[tiers.free]
-rank = 0
-default_model = "ollama/small"
-
-[tiers.pro]
-rank = 1
-default_model = "claude-pro"
-
-[[models]]
-id = "ollama/small"
-display_name = "Small (local)"
-provider = "ollama"
-min_tier = "free"
-multiplier = "0"
-
-[[models]]
-id = "claude-pro"
-display_name = "Claude Pro"
-provider = "anthropic"
-min_tier = "pro"
-multiplier = "2.5"
-output_cap = 8192
-"""
 SOURCE = "/etc/agent-worker/catalog.toml"
 
 
@@ -117,13 +96,8 @@ def test_a_valid_ops_catalog() -> None:
     ],
 )
 def test_multiplier_forms_accepted(written: str, value: Decimal) -> None:
-    catalog = parse_catalog(_edit(BASE, 'multiplier = "2.5"', written), SOURCE)
+    catalog = parse_catalog(edit(BASE, 'multiplier = "2.5"', written), SOURCE)
     assert catalog.models["claude-pro"].multiplier == value
-
-
-def _edit(text: str, old: str, new: str) -> str:
-    assert text.count(old) == 1, f"{old!r} must occur once in the base catalog"
-    return text.replace(old, new)
 
 
 @dataclass(frozen=True)
@@ -139,10 +113,10 @@ class Case:
 
 CASES = [
     # TOML syntax: tomllib's own position.
-    Case("syntax: missing value", _edit(BASE, "rank = 1", "rank ="), 6, None, ("TOML syntax error", "Invalid value")),
+    Case("syntax: missing value", edit(BASE, "rank = 1", "rank ="), 6, None, ("TOML syntax error", "Invalid value")),
     Case(
         "syntax: unterminated string",
-        _edit(BASE, 'display_name = "Claude Pro"', 'display_name = "Claude Pro'),
+        edit(BASE, 'display_name = "Claude Pro"', 'display_name = "Claude Pro'),
         18,
         None,
         ("TOML syntax error", "Illegal character '\\n' (column 27)"),
@@ -171,36 +145,36 @@ CASES = [
     ),
     Case("unknown top-level key", "version = 2\n" + BASE, 1, None, ("unknown top-level key 'version'",)),
     # Tiers.
-    Case("tier name not lowercase", _edit(BASE, "[tiers.pro]", "[tiers.Pro]"), 5, "tier 'Pro'", ("exact lowercase",)),
-    Case("negative rank", _edit(BASE, "rank = 1", "rank = -1"), 6, "tier 'pro'", ("rank is -1", "0 or more")),
-    Case("float rank", _edit(BASE, "rank = 1", "rank = 1.5"), 6, "tier 'pro'", ("rank must be a whole number", "1.5")),
-    Case("string rank", _edit(BASE, "rank = 1", 'rank = "1"'), 6, "tier 'pro'", ("whole number", "string '1'")),
-    Case("boolean rank", _edit(BASE, "rank = 1", "rank = true"), 6, "tier 'pro'", ("whole number", "boolean true")),
-    Case("missing rank", _edit(BASE, "rank = 1\n", ""), 5, "tier 'pro'", ("missing key 'rank'",)),
+    Case("tier name not lowercase", edit(BASE, "[tiers.pro]", "[tiers.Pro]"), 5, "tier 'Pro'", ("exact lowercase",)),
+    Case("negative rank", edit(BASE, "rank = 1", "rank = -1"), 6, "tier 'pro'", ("rank is -1", "0 or more")),
+    Case("float rank", edit(BASE, "rank = 1", "rank = 1.5"), 6, "tier 'pro'", ("rank must be a whole number", "1.5")),
+    Case("string rank", edit(BASE, "rank = 1", 'rank = "1"'), 6, "tier 'pro'", ("whole number", "string '1'")),
+    Case("boolean rank", edit(BASE, "rank = 1", "rank = true"), 6, "tier 'pro'", ("whole number", "boolean true")),
+    Case("missing rank", edit(BASE, "rank = 1\n", ""), 5, "tier 'pro'", ("missing key 'rank'",)),
     Case(
         "unknown tier key",
-        _edit(BASE, "rank = 1\n", 'rank = 1\ncolour = "red"\n'),
+        edit(BASE, "rank = 1\n", 'rank = 1\ncolour = "red"\n'),
         7,
         "tier 'pro'",
         ("unknown key 'colour'", "rank, default_model"),
     ),
     Case(
         "default model not in the catalog",
-        _edit(BASE, 'default_model = "claude-pro"', 'default_model = "claude-max"'),
+        edit(BASE, 'default_model = "claude-pro"', 'default_model = "claude-max"'),
         7,
         "tier 'pro'",
         ("default_model 'claude-max' is not one of the catalog's models",),
     ),
     Case(
         "default model the tier may not use",
-        _edit(BASE, 'default_model = "ollama/small"', 'default_model = "claude-pro"'),
+        edit(BASE, 'default_model = "ollama/small"', 'default_model = "claude-pro"'),
         3,
         "tier 'free'",
         ("default_model 'claude-pro' needs min_tier 'pro' (rank 1)", "rank 0", "may not use its own default"),
     ),
     Case(
         "empty default model",
-        _edit(BASE, 'default_model = "ollama/small"', 'default_model = ""'),
+        edit(BASE, 'default_model = "ollama/small"', 'default_model = ""'),
         3,
         "tier 'free'",
         ("default_model must be a non-empty string",),
@@ -208,28 +182,28 @@ CASES = [
     # Models.
     Case(
         "unknown provider",
-        _edit(BASE, 'provider = "anthropic"', 'provider = "openai"'),
+        edit(BASE, 'provider = "anthropic"', 'provider = "openai"'),
         19,
         "model 'claude-pro'",
         ("unknown provider 'openai'", "anthropic, ollama"),
     ),
     Case(
         "provider not a string",
-        _edit(BASE, 'provider = "anthropic"', "provider = 1"),
+        edit(BASE, 'provider = "anthropic"', "provider = 1"),
         19,
         "model 'claude-pro'",
         ("provider must be a non-empty string", "integer 1"),
     ),
     Case(
         "unknown min tier",
-        _edit(BASE, 'min_tier = "pro"', 'min_tier = "gold"'),
+        edit(BASE, 'min_tier = "pro"', 'min_tier = "gold"'),
         20,
         "model 'claude-pro'",
         ("unknown min_tier 'gold'", "free, pro"),
     ),
     Case(
         "min tier in the wrong case",
-        _edit(BASE, 'min_tier = "pro"', 'min_tier = "PRO"'),
+        edit(BASE, 'min_tier = "pro"', 'min_tier = "PRO"'),
         20,
         "model 'claude-pro'",
         ("unknown min_tier 'PRO'", "did you mean 'pro'"),
@@ -244,39 +218,39 @@ CASES = [
     ),
     Case(
         "id with a space",
-        _edit(BASE, 'id = "claude-pro"', 'id = "claude pro"'),
+        edit(BASE, 'id = "claude-pro"', 'id = "claude pro"'),
         17,
         "model 'claude pro'",
         ("no spaces",),
     ),
-    Case("empty id", _edit(BASE, 'id = "claude-pro"', 'id = ""'), 17, "models entry #2", ("id must be a non-empty",)),
-    Case("missing id", _edit(BASE, 'id = "claude-pro"\n', ""), 16, "models entry #2", ("missing key 'id'",)),
+    Case("empty id", edit(BASE, 'id = "claude-pro"', 'id = ""'), 17, "models entry #2", ("id must be a non-empty",)),
+    Case("missing id", edit(BASE, 'id = "claude-pro"\n', ""), 16, "models entry #2", ("missing key 'id'",)),
     Case(
         "ollama id without its prefix",
-        _edit(BASE, 'id = "ollama/small"', 'id = "small"'),
+        edit(BASE, 'id = "ollama/small"', 'id = "small"'),
         10,
         "model 'small'",
         ("'ollama/' followed by Ollama's own model name",),
     ),
     Case(
         "missing display name",
-        _edit(BASE, 'display_name = "Claude Pro"\n', ""),
+        edit(BASE, 'display_name = "Claude Pro"\n', ""),
         16,
         "model 'claude-pro'",
         ("missing key 'display_name'",),
     ),
     Case(
         "unknown model key",
-        _edit(BASE, "output_cap = 8192", "outputcap = 8192"),
+        edit(BASE, "output_cap = 8192", "outputcap = 8192"),
         22,
         "model 'claude-pro'",
         ("unknown key 'outputcap'", "output_cap"),
     ),
-    Case("missing multiplier", _edit(BASE, 'multiplier = "2.5"\n', ""), 16, "model 'claude-pro'", ("'multiplier'",)),
+    Case("missing multiplier", edit(BASE, 'multiplier = "2.5"\n', ""), 16, "model 'claude-pro'", ("'multiplier'",)),
     *(
         Case(
             f"multiplier {written}",
-            _edit(BASE, 'multiplier = "2.5"', f"multiplier = {written}"),
+            edit(BASE, 'multiplier = "2.5"', f"multiplier = {written}"),
             21,
             "model 'claude-pro'",
             words,
@@ -305,7 +279,7 @@ CASES = [
     *(
         Case(
             f"output_cap {written}",
-            _edit(BASE, "output_cap = 8192", f"output_cap = {written}"),
+            edit(BASE, "output_cap = 8192", f"output_cap = {written}"),
             22,
             "model 'claude-pro'",
             words,
@@ -335,9 +309,7 @@ def test_each_fault_is_named_with_file_line_entry_and_problem(case: Case) -> Non
 
 
 def test_every_fault_is_reported_at_once_in_file_order() -> None:
-    text = _edit(
-        _edit(_edit(BASE, "rank = 1", "rank = -1"), 'provider = "anthropic"', 'provider = "x"'), "= 8192", "= 0"
-    )
+    text = edit(edit(edit(BASE, "rank = 1", "rank = -1"), 'provider = "anthropic"', 'provider = "x"'), "= 8192", "= 0")
     with pytest.raises(CatalogError) as raised:
         parse_catalog(text, SOURCE)
     assert [(fault.line, fault.entry) for fault in raised.value.faults] == [
@@ -363,7 +335,7 @@ def test_entries_written_inline_get_no_line_rather_than_a_wrong_one() -> None:
 
 
 def test_quoted_and_spaced_headers_are_located() -> None:
-    text = _edit(_edit(BASE, "[tiers.pro]", '[ tiers . "pro" ]'), "rank = 1", "rank = -1")
+    text = edit(edit(BASE, "[tiers.pro]", '[ tiers . "pro" ]'), "rank = 1", "rank = -1")
     with pytest.raises(CatalogError) as raised:
         parse_catalog(text, SOURCE)
     assert raised.value.faults[0].line == 6
@@ -373,7 +345,7 @@ def test_load_reads_a_file_and_names_it(tmp_path: Path) -> None:
     path = tmp_path / "ops-catalog.toml"
     path.write_text(BASE, encoding="utf-8")
     assert load_catalog(path).source == str(path)
-    path.write_text(_edit(BASE, 'provider = "anthropic"', 'provider = "openai"'), encoding="utf-8")
+    path.write_text(edit(BASE, 'provider = "anthropic"', 'provider = "openai"'), encoding="utf-8")
     with pytest.raises(
         CatalogError, match=rf"^{re.escape(str(path))}, line 19: model 'claude-pro': unknown provider 'openai'"
     ):
@@ -384,14 +356,14 @@ def test_load_accepts_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
     path = tmp_path / "windows.toml"
     path.write_bytes(b"\xef\xbb\xbf" + BASE.replace("\n", "\r\n").encode())
     assert load_catalog(path).models["claude-pro"].multiplier == Decimal("2.5")
-    path.write_bytes(_edit(BASE, "rank = 1", "rank = -1").replace("\n", "\r\n").encode())
+    path.write_bytes(edit(BASE, "rank = 1", "rank = -1").replace("\n", "\r\n").encode())
     with pytest.raises(CatalogError, match=r", line 6: tier 'pro': rank is -1"):
         load_catalog(path)
 
 
 def test_load_refuses_text_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
-    path.write_bytes(_edit(BASE, "Claude Pro", "Claude Pr\xf6").encode("latin-1"))
+    path.write_bytes(edit(BASE, "Claude Pro", "Claude Pr\xf6").encode("latin-1"))
     with pytest.raises(CatalogError, match=rf"^{re.escape(str(path))}, line 18: not UTF-8 text"):
         load_catalog(path)
 
