@@ -28,9 +28,9 @@ from nats.js.errors import APIError, NotFoundError
 
 from worker.door import DeadLetter, Door
 from worker.errors import DlqReason
-from worker.jetstream.consumer import FETCH_TIMEOUT_SECS
 from worker.jetstream.deadletter import DeadLetters
 from worker.jetstream.persist import through_outages
+from worker.jetstream.pull import pull
 from worker.jetstream.recorder import Recorder
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline
@@ -41,7 +41,6 @@ log = structlog.get_logger(__name__)
 
 # Advisories are rare and each is handled in turn; a small batch keeps few of them waiting on one replica.
 _BATCH = 4
-_FETCH_ERROR_BACKOFF_SECS = 0.5
 # JetStream API error for a failed message delete; "no message found" when it is already gone.
 _DELETE_FAILED = 10057
 
@@ -102,16 +101,9 @@ class MaxDeliveries:
 
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         while not self._stopping.is_set():
-            try:
-                messages = await subscription.fetch(batch=_BATCH, timeout=FETCH_TIMEOUT_SECS)
-            except TimeoutError:
-                continue  # nothing arrived
-            except nats.errors.ConnectionClosedError:
+            messages = await pull(subscription, _BATCH, failed_event="advisory_fetch_failed")
+            if messages is None:
                 return
-            except nats.errors.Error as exc:
-                log.warning("advisory_fetch_failed", error=repr(exc))
-                await asyncio.sleep(_FETCH_ERROR_BACKOFF_SECS)
-                continue
             for message in messages:
                 if self._stopping.is_set():
                     # Handed back at once, for a replica still running (or the next one to start).

@@ -20,19 +20,17 @@ from nats.js.api import ConsumerConfig
 from worker.door import DeadLetter, Door
 from worker.jetstream.deadletter import DeadLetters
 from worker.jetstream.persist import through_outages
+from worker.jetstream.pull import FETCH_TIMEOUT_SECS, pull
 from worker.jetstream.recorder import Recorder
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline, Retry
 
-__all__ = ["FETCH_TIMEOUT_SECS", "JobConsumer"]
+__all__ = ["JobConsumer"]
 
 log = structlog.get_logger(__name__)
 
-# How long one pull waits for jobs; also the longest the fetch loop takes to notice a stop.
-FETCH_TIMEOUT_SECS = 1.0
 # Seconds to wait for the server to confirm an ack; an unconfirmed ack only costs a harmless redelivery.
 ACK_TIMEOUT_SECS = 5.0
-_FETCH_ERROR_BACKOFF_SECS = 0.5
 
 
 class JobConsumer:
@@ -103,17 +101,10 @@ class JobConsumer:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._slot_freed.wait(), FETCH_TIMEOUT_SECS)
                 continue
-            try:
-                messages = await self._subscription.fetch(batch=free, timeout=FETCH_TIMEOUT_SECS)
-            except TimeoutError:
-                continue  # nothing arrived
-            except nats.errors.ConnectionClosedError:
+            messages = await pull(self._subscription, free, failed_event="fetch_failed")
+            if messages is None:
                 log.error("fetch_loop_connection_closed")
                 return
-            except nats.errors.Error as exc:
-                log.warning("fetch_failed", error=repr(exc))
-                await asyncio.sleep(_FETCH_ERROR_BACKOFF_SECS)
-                continue
             for message in messages:
                 if self._stopping.is_set():
                     await _hand_back(message)
