@@ -25,6 +25,7 @@ __all__ = [
     "jobs_left",
     "new_run_id",
     "publish_job",
+    "publish_jobs",
     "stored_count",
     "wait_until_acked",
 ]
@@ -67,6 +68,14 @@ async def publish_job(client: Client, body: dict[str, Any] | bytes, headers: dic
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     ack = await client.jetstream().publish(JOB_SUBJECT, raw, headers=headers)
     return int(ack.seq)
+
+
+async def publish_jobs(client: Client, count: int) -> list[dict[str, Any]]:
+    """Publish `count` fresh jobs, one after the other; returns their bodies in publishing order."""
+    bodies = [job() for _ in range(count)]
+    for body in bodies:
+        await publish_job(client, body)
+    return bodies
 
 
 async def stored_count(client: Client, run_id: str, stream: str = "MASCHINA_RESULTS") -> int:

@@ -8,7 +8,7 @@ from nats.aio.client import Client
 
 from tests.worker.conftest import StartWorker
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import ResultWatch, job, publish_job, wait_until_acked
+from tests.worker.support import ResultWatch, publish_jobs, wait_until_acked
 
 
 async def test_no_more_jobs_in_flight_than_slots(
@@ -17,9 +17,7 @@ async def test_no_more_jobs_in_flight_than_slots(
     gate = asyncio.Event()
     provider = FakeProvider(gate=gate)
     worker = await start_worker(providers={"anthropic": provider}, concurrency=3)
-    bodies = [job() for _ in range(7)]
-    for body in bodies:
-        await publish_job(client, body)
+    bodies = await publish_jobs(client, 7)
     await provider.wait_for_calls(3)
 
     await asyncio.sleep(0.5)  # room for a wrong worker to take more: what is tested is that it does not

@@ -14,7 +14,7 @@ from nats.aio.client import Client
 
 from tests.worker.conftest import StartWorker
 from tests.worker.processes import WorkerProcess
-from tests.worker.support import ResultWatch, job, publish_job, stored_count, wait_until_acked
+from tests.worker.support import ResultWatch, job, publish_job, publish_jobs, stored_count, wait_until_acked
 from worker.embedded import NatsServer
 from worker.testing import FakeAnthropic, FakeConfig, Step
 
@@ -59,10 +59,8 @@ async def test_sigterm_with_jobs_in_flight_exits_0_and_no_job_is_lost(
     first = await make_process("worker-first", WORKER_CONCURRENCY="4", WORKER_SHUTDOWN_GRACE_SECS=str(grace)).start()
     # Of the four jobs the first replica takes, two finish within the grace period and two never would.
     anthropic.script(Step.reply(delay=0.5), Step.reply(delay=0.5), Step.hang(), Step.hang())
-    bodies = [job() for _ in range(8)]
+    bodies = await publish_jobs(client, 8)
     run_ids = [body["data"]["runId"] for body in bodies]
-    for body in bodies:
-        await publish_job(client, body)
     await anthropic.wait_until(lambda stats: stats.in_flight >= 4)
 
     signalled = time.monotonic()

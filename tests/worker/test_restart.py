@@ -8,7 +8,7 @@ from nats.aio.client import Client
 
 from tests.worker.conftest import StartWorker
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import eventually, job, publish_job, stored_count, wait_until_acked
+from tests.worker.support import eventually, publish_jobs, stored_count, wait_until_acked
 from worker.embedded import NatsServer
 
 
@@ -18,9 +18,7 @@ async def test_server_restart_mid_run_loses_nothing(
     gate = asyncio.Event()
     provider = FakeProvider(gate=gate)
     worker = await start_worker(providers={"anthropic": provider}, concurrency=4)
-    before = [job() for _ in range(10)]
-    for body in before:
-        await publish_job(client, body)
+    before = await publish_jobs(client, 10)
     await provider.wait_for_calls(4)
 
     # Four jobs are inside the provider when the server goes away; they finish while it is down.
@@ -32,9 +30,7 @@ async def test_server_restart_mid_run_loses_nothing(
 
     await eventually(worker.is_ready, within=15, what="worker reconnected")
     await eventually(lambda: client.is_connected, within=15, what="test client reconnected")
-    after = [job() for _ in range(10)]
-    for body in after:
-        await publish_job(client, body)
+    after = await publish_jobs(client, 10)
 
     await wait_until_acked(client, within=30)
     counts = [await stored_count(client, body["data"]["runId"]) for body in before + after]
