@@ -31,9 +31,10 @@ async def test_nats_server_restart_on_the_same_store(
             return await stream_count(js, RESULTS_STREAM) >= JOBS // 3
 
         await wait_until(a_third_done, within=120, what="a third of the results")
-        # The last third is published across the outage: the publisher retries under the same message id.
-        late = asyncio.create_task(publish_jobs(js, rest))
         await asyncio.to_thread(nats_server.stop)
+        # The last third is published during the outage: the publisher retries under the same message id
+        # until the server is back, and publishes buffered by the client while it reconnects come back duplicate.
+        late = asyncio.create_task(publish_jobs(js, rest, attempt_timeout=1.0))
         await asyncio.sleep(OUTAGE_SECS)  # the length of the outage, not a synchronisation
         await asyncio.to_thread(nats_server.start)
         late_report = await late
