@@ -174,13 +174,19 @@ async def test_compare_calls_the_provider_once_per_job_for_both_catalogs(priced:
     assert [(before.billing, before.usage) for before, _ in runs] == [(after.billing, after.usage) for _, after in runs]
 
 
+def _opus_opened_to_m1(tmp_path: Path, recordings: Path) -> Path:
+    """A copy of the built-in catalog with Opus opened to m1, and Opus's default recording (2 in, 3 out)."""
+    opened = tmp_path / "open.toml"
+    opened.write_text(DEFAULT_CATALOG.read_text().replace('min_tier = "m10"', 'min_tier = "m1"'))
+    write_recording(recordings, anthropic_default("claude-opus-4-6", input_tokens=2, output_tokens=3))
+    return opened
+
+
 def test_catalog_replays_under_another_catalog(
     jobs: Path, priced: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Opus opened to m1: the job denied under the built-in catalog now runs (on Opus's default recording).
-    other = tmp_path / "open.toml"
-    other.write_text(DEFAULT_CATALOG.read_text().replace('min_tier = "m10"', 'min_tier = "m1"'))
-    write_recording(priced, anthropic_default("claude-opus-4-6", input_tokens=2, output_tokens=3))
+    other = _opus_opened_to_m1(tmp_path, priced)
 
     replayed = replay_cli(capsys, jobs, "--recordings", priced, "--catalog", other)
 
@@ -234,9 +240,7 @@ def test_compare_lists_the_jobs_whose_outcome_changes(
     jobs: Path, priced: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Opus opened to m1 at 15x: the job denied before now runs, on Opus's recording (2 in, 3 out: 30 + 45 billed).
-    after = tmp_path / "open.toml"
-    after.write_text(DEFAULT_CATALOG.read_text().replace('min_tier = "m10"', 'min_tier = "m1"'))
-    write_recording(priced, anthropic_default("claude-opus-4-6", input_tokens=2, output_tokens=3))
+    after = _opus_opened_to_m1(tmp_path, priced)
 
     replayed = replay_cli(capsys, jobs, "--recordings", priced, "--compare", after)
 
