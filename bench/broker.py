@@ -23,6 +23,7 @@ __all__ = [
     "JOBS_STREAM",
     "RESULTS_STREAM",
     "Arrivals",
+    "check_completed",
     "create_streams",
     "fresh_server",
     "publish_jobs",
@@ -31,8 +32,9 @@ __all__ = [
     "warm_up",
 ]
 
-JOBS_STREAM = "MASCHINA_JOBS"
-RESULTS_STREAM = "MASCHINA_RESULTS"
+_DEFAULTS = Settings.from_env({})
+JOBS_STREAM = _DEFAULTS.jobs_stream
+RESULTS_STREAM = _DEFAULTS.results_stream
 _POLL = 0.01
 
 
@@ -52,7 +54,7 @@ async def fresh_server() -> AsyncIterator[tuple[NatsServer, Client, JetStreamCon
 
 async def create_streams(js: JetStreamContext) -> None:
     """The streams exactly as the worker would create them, so that jobs can be stored before it starts."""
-    for config in stream_configs(Settings.from_env({})):
+    for config in stream_configs(_DEFAULTS):
         await js.add_stream(config)
 
 
@@ -88,6 +90,14 @@ async def wait_for_results(
         if not alive():
             raise RuntimeError("the process under test exited before storing every result")
         await asyncio.sleep(_POLL)
+
+
+async def check_completed(js: JetStreamContext, run_ids: list[str]) -> None:
+    """Read these runs' stored records back: a rate measured on failing jobs would mean nothing."""
+    for rid in run_ids:
+        stored = orjson.loads((await js.get_last_msg(RESULTS_STREAM, RESULT_PREFIX + rid)).data or b"{}")
+        if stored.get("status") != "completed":
+            raise RuntimeError(f"run {rid} ended {stored.get('status')}: {stored.get('error')}")
 
 
 class Arrivals:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import orjson
 
+from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
+from worker.settings import Settings
+
 __all__ = ["JOB_SUBJECT", "RESULT_PREFIX", "job_body", "run_id"]
 
-JOB_SUBJECT = "maschina.jobs.agent.agent.execute"
-RESULT_PREFIX = "maschina.results.agent.execute."
+JOB_SUBJECT = Settings.from_env({}).subjects[0]
+RESULT_PREFIX = RESULTS_SUBJECT_PREFIX
 
 
 def run_id(tag: str, index: int) -> str:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.broker import create_streams, fresh_server, publish_jobs, wait_for_results
+from bench.broker import check_completed, create_streams, fresh_server, publish_jobs, wait_for_results
 from bench.context import Context
-from bench.jobs import job_body
+from bench.jobs import job_body, run_id
 from bench.process import Child, cpu_seconds, python_module
 from bench.profile import Sampler
 from bench.report import Row, Spec, Target
@@ -55,6 +55,7 @@ async def drain(
             started = time.perf_counter()
             finished = await wait_for_results(js, jobs, within=120 + jobs / 100, alive=child.alive)
             cpu, server_cpu = cpu_seconds(child.pid) - cpu, cpu_seconds(server_pid) - server_cpu
+            await check_completed(js, [run_id(name, 0), run_id(name, jobs - 1)])
         finally:
             await child.stop()
             if sampler is not None:
