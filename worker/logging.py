@@ -2,14 +2,18 @@
 
 Per-job fields (runId, jobId, tier, model, attempt) are bound with `structlog.contextvars` by the
 consumer. Nothing logs an API key or a prompt: log calls pass ids and codes only.
+
+JSON lines take structlog's fast path: orjson renders bytes that go straight to the stream's binary
+buffer, with no `str` round trip and no stdlib `json`.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
+import orjson
 import structlog
 
 __all__ = ["configure_logging"]
@@ -21,9 +25,20 @@ def configure_logging(
     """`log_format` is "json" or "console"; None picks JSON unless `stream` (default stdout) is a terminal."""
     out = sys.stdout if stream is None else stream
     as_json = log_format == "json" if log_format else not out.isatty()
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
-    )
+    binary: BinaryIO | None = getattr(out, "buffer", None) if as_json else None
+    renderer: structlog.types.Processor
+    logger_factory: Any
+    if not as_json:
+        renderer = structlog.dev.ConsoleRenderer()
+        logger_factory = structlog.PrintLoggerFactory(out)
+    elif binary is not None:
+        # Anything written to the text layer before must come out first.
+        out.flush()
+        renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        logger_factory = structlog.BytesLoggerFactory(binary)
+    else:  # a text stream with no binary buffer under it, such as io.StringIO
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_text)
+        logger_factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -34,6 +49,11 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=logger_factory,
         cache_logger_on_first_use=True,
     )
+
+
+def _orjson_text(value: Any, **kwargs: Any) -> str:
+    # `kwargs` carries the renderer's `default`, which turns what orjson cannot encode into its repr.
+    return orjson.dumps(value, **kwargs).decode()

@@ -137,11 +137,11 @@ class JobConsumer:
         metadata = message.metadata
         attempt = _attempt(message)
         stream_seq = metadata.sequence.stream
-        structlog.contextvars.bind_contextvars(attempt=attempt, streamSeq=stream_seq)
         if attempt > 1:
             self._metrics.redeliveries.inc()
         verdict = self._door.open(message.data, message.headers)
         if isinstance(verdict, DeadLetter):
+            structlog.contextvars.bind_contextvars(attempt=attempt, streamSeq=stream_seq)
             await through_outages(
                 lambda: self._dead_letters.send(
                     message.data,
@@ -157,8 +157,14 @@ class JobConsumer:
             log.warning("job_dead_lettered", reason=verdict.reason.value, detail=verdict.detail)
             return
         ref = verdict.ref
+        # One bind of all the job's fields: each bound name costs a context variable set.
         structlog.contextvars.bind_contextvars(
-            runId=ref.run_id, jobId=ref.job_id, tier=ref.tier, model=ref.requested_model
+            attempt=attempt,
+            streamSeq=stream_seq,
+            runId=ref.run_id,
+            jobId=ref.job_id,
+            tier=ref.tier,
+            model=ref.requested_model,
         )
         stored = await through_outages(lambda: self._recorder.store.lookup(ref.run_id), what="result lookup")
         if stored is not None:
