@@ -26,7 +26,7 @@ class MeteredProvider:
         finally:
             # request.model comes from the catalog, so the label stays bounded.
             elapsed = time.monotonic() - started
-            self._metrics.provider_latency.labels(provider=self.name, model=request.model).observe(elapsed)
+            self._metrics.provider_latency.labels(self.name, request.model).observe(elapsed)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

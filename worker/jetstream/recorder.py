@@ -53,6 +53,6 @@ class Recorder:
         tier = result.tier if result.tier in self._catalog.tiers else UNKNOWN
         model_id = result.model or result.requested_model
         model = model_id if model_id in self._catalog.models else UNKNOWN
-        self._metrics.jobs.labels(status=result.status, model=model, tier=tier).inc()
+        self._metrics.jobs.labels(result.status, model, tier).inc()
         if result.billing.billed_tokens:
-            self._metrics.billed_tokens.labels(model=model, tier=tier).inc(result.billing.billed_tokens)
+            self._metrics.billed_tokens.labels(model, tier).inc(result.billing.billed_tokens)
