@@ -26,7 +26,8 @@ class MeteredProvider:
         finally:
             # request.model comes from the catalog, so the label stays bounded.
             elapsed = time.monotonic() - started
-            self._metrics.provider_latency.labels(self.name, request.model).observe(elapsed)
+            metrics = self._metrics
+            metrics.child(metrics.provider_latency, self.name, request.model).observe(elapsed)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

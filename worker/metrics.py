@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Labelled", "Metrics"]
+__all__ = ["Metrics"]
 
 M = TypeVar("M", Counter, Histogram)
 
-
 # LLM calls take seconds; the low buckets still show the worker's own overhead on rejected jobs.
 _SECONDS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-
-
-class Labelled(Generic[M]):
-    """A labelled metric whose children are kept by their label values (in the metric's label order).
-
-    prometheus_client's `labels()` validates and locks on every call; the hot path asks for the same
-    few children on every job, and the label values are bounded, so each is looked up once.
-    """
-
-    def __init__(self, metric: M) -> None:
-        self.metric: M = metric
-        self._children: dict[tuple[object, ...], M] = {}
-
-    def labels(self, *values: object) -> M:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self.metric.labels(*values)
-        return child
 
 
 class Metrics:
@@ -42,35 +23,28 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        # Counted on every job: their children are cached (`Labelled`).
-        self.jobs = Labelled(
-            Counter(
-                "agent_worker_jobs",
-                "Results stored, by status, model and tier",
-                ["status", "model", "tier"],
-                registry=r,
-            )
+        self.jobs = Counter(
+            "agent_worker_jobs",
+            "Results stored, by status, model and tier",
+            ["status", "model", "tier"],
+            registry=r,
         )
-        self.billed_tokens = Labelled(
-            Counter("agent_worker_billed_tokens", "Billed tokens in stored results", ["model", "tier"], registry=r)
+        self.billed_tokens = Counter(
+            "agent_worker_billed_tokens", "Billed tokens in stored results", ["model", "tier"], registry=r
         )
-        self.job_duration = Labelled(
-            Histogram(
-                "agent_worker_job_duration_seconds",
-                "From job received to result stored",
-                ["status"],
-                buckets=_SECONDS,
-                registry=r,
-            )
+        self.job_duration = Histogram(
+            "agent_worker_job_duration_seconds",
+            "From job received to result stored",
+            ["status"],
+            buckets=_SECONDS,
+            registry=r,
         )
-        self.provider_latency = Labelled(
-            Histogram(
-                "agent_worker_provider_latency_seconds",
-                "One provider call, retries excluded",
-                ["provider", "model"],
-                buckets=_SECONDS,
-                registry=r,
-            )
+        self.provider_latency = Histogram(
+            "agent_worker_provider_latency_seconds",
+            "One provider call, retries excluded",
+            ["provider", "model"],
+            buckets=_SECONDS,
+            registry=r,
         )
         self.provider_errors = Counter(
             "agent_worker_provider_errors",
@@ -90,3 +64,16 @@ class Metrics:
             "agent_worker_dead_letters", "Jobs dead-lettered, by reason", ["reason"], registry=r
         )
         self.nats_disconnects = Counter("agent_worker_nats_disconnects", "Disconnects from NATS", registry=r)
+        self._children: dict[tuple[object, ...], object] = {}
+
+    def child(self, metric: M, *values: object) -> M:
+        """`metric.labels(*values)` (values in the metric's label order), looked up once per set of values.
+
+        prometheus_client's `labels()` validates and locks on every call; the hot path asks for the same
+        few children on every job, and label values are bounded, so each child is kept.
+        """
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child  # type: ignore[return-value]

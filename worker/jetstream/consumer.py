@@ -181,7 +181,7 @@ class JobConsumer:
             log.info("job_retry_later", code=outcome.error.code.value, delay_secs=outcome.delay)
             return
         await self._recorder.record(ref, outcome)
-        self._metrics.job_duration.labels(outcome.status).observe(time.monotonic() - received)
+        self._metrics.child(self._metrics.job_duration, outcome.status).observe(time.monotonic() - received)
         await _ack(message)
 
     async def _keep_alive(self, message: Msg) -> None:

@@ -53,6 +53,6 @@ class Recorder:
         tier = result.tier if result.tier in self._catalog.tiers else UNKNOWN
         model_id = result.model or result.requested_model
         model = model_id if model_id in self._catalog.models else UNKNOWN
-        self._metrics.jobs.labels(result.status, model, tier).inc()
+        self._metrics.child(self._metrics.jobs, result.status, model, tier).inc()
         if result.billing.billed_tokens:
-            self._metrics.billed_tokens.labels(model, tier).inc(result.billing.billed_tokens)
+            self._metrics.child(self._metrics.billed_tokens, model, tier).inc(result.billing.billed_tokens)
