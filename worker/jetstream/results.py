@@ -13,6 +13,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
+from worker.jetstream.lastget import LastGets
 from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
 from worker.result import RunResult
 
@@ -38,12 +39,15 @@ class ResultStore:
     def __init__(self, nc: Client, *, stream: str, allow_direct: bool) -> None:
         self._js: JetStreamContext = nc.jetstream()
         self._stream = stream
-        self._direct = allow_direct
+        # With direct gets, the lookups of a fetched batch share one request (`LastGets`).
+        self._last_gets = LastGets(nc, stream) if allow_direct else None
 
     async def lookup(self, run_id: str) -> bytes | None:
         """The stored record of `run_id`, or None when there is none."""
+        if self._last_gets is not None:
+            return await self._last_gets.last(result_subject(run_id))
         try:
-            message = await self._js.get_last_msg(self._stream, result_subject(run_id), direct=self._direct)
+            message = await self._js.get_last_msg(self._stream, result_subject(run_id))
         except NotFoundError:
             return None
         return message.data or None

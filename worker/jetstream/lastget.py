@@ -1,0 +1,125 @@
+"""The last message of many subjects in one round trip: JetStream's batched direct get (nats-server ≥ 2.11).
+
+Reads asked for in the same event-loop iteration (the jobs of one fetched batch start together) go to
+the server as one `$JS.API.DIRECT.GET.<stream>` request with `multi_last`; the server streams back one
+message per subject that holds one, then a `204 EOB` status (`404` when none does). nats-py has no call
+for it, so the replies come to one wildcard inbox of ours, routed by their last token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+
+import nats.errors
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import Header
+from nats.js.errors import APIError
+
+__all__ = ["LastGets"]
+
+# Subjects per request: a runId subject is at most about 160 bytes, so this stays far below 1 MB.
+_MAX_SUBJECTS = 256
+_END_OF_BATCH = "204"
+_NO_RESULTS = "404"
+_NO_RESPONDERS = "503"
+
+
+class _Reply:
+    __slots__ = ("done", "found")
+
+    def __init__(self) -> None:
+        self.found: dict[str, bytes] = {}
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class LastGets:
+    def __init__(self, nc: Client, stream: str, *, timeout: float = 5.0) -> None:
+        self._nc = nc
+        self._api = f"$JS.API.DIRECT.GET.{stream}"
+        self._timeout = timeout
+        self._waiting: dict[str, list[asyncio.Future[bytes | None]]] = {}
+        self._flush_scheduled = False
+        self._tokens = itertools.count()
+        self._replies: dict[str, _Reply] = {}
+        self._inbox: str | None = None
+        self._subscribing = asyncio.Lock()
+        self._requests: set[asyncio.Task[None]] = set()
+
+    async def last(self, subject: str) -> bytes | None:
+        """The body of `subject`'s last message (None when it has none, or an empty one)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes | None] = loop.create_future()
+        self._waiting.setdefault(subject, []).append(future)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        waiting, self._waiting = self._waiting, {}
+        subjects = list(waiting)
+        for start in range(0, len(subjects), _MAX_SUBJECTS):
+            chunk = {subject: waiting[subject] for subject in subjects[start : start + _MAX_SUBJECTS]}
+            # A context of its own, not the job's whose read happened to schedule this flush.
+            task = asyncio.create_task(self._answer(chunk), context=contextvars.Context())
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+    async def _answer(self, chunk: dict[str, list[asyncio.Future[bytes | None]]]) -> None:
+        try:
+            found = await self._request(list(chunk))
+        except Exception as exc:
+            # Every reader gets the failure; each one's own retry (`through_outages`) asks again.
+            for futures in chunk.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        for subject, futures in chunk.items():
+            body = found.get(subject) or None
+            for future in futures:
+                if not future.done():
+                    future.set_result(body)
+
+    async def _request(self, subjects: list[str]) -> dict[str, bytes]:
+        inbox = await self._subscribed()
+        token = str(next(self._tokens))
+        reply = self._replies[token] = _Reply()
+        try:
+            request = orjson.dumps({"multi_last": subjects, "batch": len(subjects)})
+            await self._nc.publish(self._api, request, reply=f"{inbox}.{token}")
+            async with asyncio.timeout(self._timeout):
+                await reply.done
+        finally:
+            del self._replies[token]
+        return reply.found
+
+    async def _subscribed(self) -> str:
+        if self._inbox is not None:
+            return self._inbox
+        async with self._subscribing:
+            if self._inbox is None:
+                inbox = self._nc.new_inbox()
+                await self._nc.subscribe(f"{inbox}.*", cb=self._on_reply)
+                self._inbox = inbox
+        return self._inbox
+
+    async def _on_reply(self, msg: Msg) -> None:
+        reply = self._replies.get(msg.subject.rpartition(".")[2])
+        if reply is None or reply.done.done():
+            return  # the request timed out meanwhile
+        headers = msg.headers or {}
+        status = headers.get(Header.STATUS)
+        if status is None:
+            reply.found[headers.get("Nats-Subject", "")] = msg.data
+        elif status in (_END_OF_BATCH, _NO_RESULTS):
+            reply.done.set_result(None)
+        elif status == _NO_RESPONDERS:
+            reply.done.set_exception(nats.errors.NoRespondersError())
+        else:
+            reply.done.set_exception(APIError(code=int(status), description=headers.get(Header.DESCRIPTION)))
