@@ -100,6 +100,22 @@ class Child:
         self.signal(signal.SIGKILL)
         self.wait_exit_blocking(10.0)
 
+    async def wait_answering(self, url: str, *, within: float, need_ok: bool) -> None:
+        """Until `url` answers (with 200 when `need_ok`); fails fast if the process dies meanwhile."""
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                if not self.alive:
+                    raise RuntimeError(f"{self.name} exited during start-up:\n{self.log_tail()}")
+                try:
+                    response = await client.get(url)
+                    if response.status_code == 200 or not need_ok:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"{self.name} not answering {url} within {within}s:\n{self.log_tail()}")
+
     async def wait_exit(self, within: float) -> int:
         """The exit code; raises TimeoutError when the process outlives `within` seconds."""
         assert self.process is not None
@@ -152,19 +168,7 @@ class WorkerProcess(Child):
 
     async def wait_ready(self, within: float = 90.0) -> None:
         """Until `/readyz` answers 200 (connected and consumer bound); fails fast if the process dies."""
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                if not self.alive:
-                    raise RuntimeError(f"worker {self.name} exited during start-up:\n{self.log_tail()}")
-                try:
-                    response = await client.get(f"http://127.0.0.1:{self.http_port}/readyz")
-                    if response.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"worker {self.name} not ready within {within}s:\n{self.log_tail()}")
+        await self.wait_answering(f"http://127.0.0.1:{self.http_port}/readyz", within=within, need_ok=True)
 
     async def metrics_text(self) -> str:
         async with httpx.AsyncClient(timeout=2.0) as client:
@@ -185,17 +189,7 @@ class FakeProviderProcess(Child):
         return f"http://127.0.0.1:{self.port}"
 
     async def wait_ready(self, within: float = 15.0) -> None:
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                if not self.alive:
-                    raise RuntimeError(f"{self.name} exited during start-up:\n{self.log_tail()}")
-                try:
-                    await client.get(f"{self.url}/_fake/stats")
-                    return
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.05)
-        raise TimeoutError(f"{self.name} not listening within {within}s:\n{self.log_tail()}")
+        await self.wait_answering(f"{self.url}/_fake/stats", within=within, need_ok=False)
 
     async def stats(self) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=5.0) as client:
