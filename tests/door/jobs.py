@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from worker.testing.jobs import example_envelope, example_job
+
 __all__ = ["JOB_ID", "MISSING", "REPLY_TO", "RUN_ID", "encode", "envelope", "job_data"]
 
 
@@ -20,18 +22,7 @@ JOB_ID = "0b5a3c8e-7f0e-4a4e-9d1b-2f0f6a1e9c11"
 RUN_ID = "7c1e0d4a-3b7a-4c55-8a0e-5e2f1d9b6a70"
 REPLY_TO = "_INBOX.api-7.Qx3v9k"
 
-_DATA: Final[dict[str, Any]] = {
-    "type": "agent.execute",
-    "runId": RUN_ID,
-    "agentId": "a9f3b2c1-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
-    "userId": "u1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
-    "tier": "m5",
-    "model": "claude-sonnet-4-6",
-    "systemPrompt": 'You are a Maschina research agent named "Scout". Complete the task provided.',
-    "inputPayload": {"message": "Summarise the attached notes."},
-    "timeoutSecs": 300,
-    "maxTokens": 4096,
-}
+_DATA: Final[dict[str, Any]] = example_job(runId=RUN_ID)
 
 
 def _changed(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -51,14 +42,7 @@ def job_data(changes: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def envelope(data: Any = None, changes: dict[str, Any] | None = None) -> dict[str, Any]:
     """The contract's example envelope around `data` (default: the example job)."""
-    base = {
-        "id": JOB_ID,
-        "timestamp": "2026-03-08T12:00:00.000Z",
-        "version": 1,
-        "subject": "maschina.jobs.agent.agent.execute",
-        "replyTo": REPLY_TO,
-        "data": job_data() if data is None else data,
-    }
+    base = example_envelope(job_data() if data is None else data, job_id=JOB_ID, reply_to=REPLY_TO)
     return _changed(base, changes or {})
 
 

@@ -16,9 +16,10 @@ import orjson
 from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import Ledger, settle
 from tests.reliability.poison import SIGNING_KEY, Poison, fuzzed, hostile, sign
-from tests.reliability.traffic import JOBS_SUBJECT, Outgoing, envelope, publish_jobs
+from tests.reliability.traffic import Outgoing, envelope, publish_jobs
 from worker.door import DeadLetter, Door, Rejected
 from worker.embedded import NatsServer
+from worker.testing.jobs import JOB_SUBJECT
 
 GOOD = volume(100)  # soak: 1,000
 FUZZED = volume(100)  # soak: 1,000
@@ -92,7 +93,7 @@ async def test_poison_is_dead_lettered_or_rejected_and_good_jobs_pass(
     # Dead letters: the body unchanged, the four headers, and no result for them.
     assert Counter(record.body for record in ledger.dead_letters) == dead
     for letter in ledger.dead_letters:
-        assert letter.original_subject == JOBS_SUBJECT
+        assert letter.original_subject == JOB_SUBJECT
         assert letter.stream_seq is not None
         assert letter.stream_seq.isdigit()
         assert letter.detail

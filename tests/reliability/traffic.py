@@ -17,9 +17,10 @@ import nats.errors
 import nats.js.errors
 import orjson
 
-__all__ = ["JOBS_SUBJECT", "Outgoing", "PublishReport", "envelope", "good_jobs", "publish_jobs"]
+from worker.testing.jobs import JOB_SUBJECT, example_envelope, example_job
 
-JOBS_SUBJECT = "maschina.jobs.agent.agent.execute"
+__all__ = ["Outgoing", "PublishReport", "envelope", "good_jobs", "publish_jobs"]
+
 _MSG_ID = "Nats-Msg-Id"
 
 
@@ -44,27 +45,16 @@ def envelope(
     **data: Any,
 ) -> dict[str, Any]:
     """A seed-format job envelope; `data` adds or overrides job fields."""
-    job: dict[str, Any] = {
-        "type": "agent.execute",
-        "runId": run_id,
-        "agentId": "a9f3b2c1-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
-        "userId": "u1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
-        "tier": tier,
-        "model": model,
-        "systemPrompt": 'You are a Maschina research agent named "Scout". Complete the task provided.',
-        "inputPayload": {"message": message or f"Summarise the notes of run {run_id}."},
-        "timeoutSecs": timeout_secs,
-        "maxTokens": max_tokens,
+    job = example_job(
+        runId=run_id,
+        tier=tier,
+        model=model,
+        inputPayload={"message": message or f"Summarise the notes of run {run_id}."},
+        timeoutSecs=timeout_secs,
+        maxTokens=max_tokens,
         **data,
-    }
-    return {
-        "id": str(uuid.uuid4()),
-        "timestamp": "2026-03-08T12:00:00.000Z",
-        "version": 1,
-        "subject": JOBS_SUBJECT,
-        "replyTo": reply_to,
-        "data": job,
-    }
+    )
+    return example_envelope(job, job_id=str(uuid.uuid4()), reply_to=reply_to)
 
 
 def good_jobs(count: int, *, prefix: str, **fields: Any) -> list[Outgoing]:
@@ -106,7 +96,7 @@ async def publish_jobs(
     js: Any,
     messages: Sequence[Outgoing],
     *,
-    subject: str = JOBS_SUBJECT,
+    subject: str = JOB_SUBJECT,
     concurrency: int = 256,
     attempt_timeout: float = 5.0,
     give_up_after: float = 120.0,
