@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -30,6 +30,7 @@ __all__ = [
     "ResultRecord",
     "read_ledger",
     "settle",
+    "stream_info",
     "wait_until",
 ]
 
@@ -38,6 +39,8 @@ RESULTS_STREAM = "MASCHINA_RESULTS"
 DLQ_STREAM = "MASCHINA_DLQ"
 CONSUMER = "agent-worker"
 RESULT_SUBJECT_PREFIX = "maschina.results.agent.execute."
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +106,16 @@ class Ledger:
 
 async def _read_stream(js: Any, stream: str) -> tuple[list[Any], int]:
     """Every message in `stream` (an ephemeral consumer from the first sequence) and the stream's deleted count."""
-    info = await js.stream_info(stream)
+    info = await stream_info(js, stream)
     expected = info.state.messages
     messages: list[Any] = []
     if expected:
         config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=30.0)
-        sub = await js.pull_subscribe(info.config.subjects[0], stream=stream, config=config)
+        sub = await wait_until(
+            lambda: js.pull_subscribe(info.config.subjects[0], stream=stream, config=config),
+            within=30.0,
+            what=f"a reader of {stream}",
+        )
         try:
             while len(messages) < expected:
                 try:
@@ -157,20 +164,24 @@ async def read_ledger(js: Any) -> Ledger:
     return ledger
 
 
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], *, within: float, what: str, interval: float = 0.2
-) -> None:
-    """Poll `condition` until true. The streams are polled rather than watched because a core-NATS
-    notification is lost across the very server restarts and failovers these scenarios cause."""
+async def wait_until(condition: Callable[[], Awaitable[T]], *, within: float, what: str, interval: float = 0.2) -> T:
+    """Poll `condition` until its answer is truthy and return that answer. The streams are polled
+    rather than watched because a core-NATS notification is lost across the very server restarts and
+    failovers these scenarios cause; an answer that times out is asked again for the same reason."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
-            if await condition():
-                return
+            if answer := await condition():
+                return answer
         except (TimeoutError, nats.errors.Error, nats.js.errors.Error):
             pass  # the server or the stream leader is away for a moment
         await asyncio.sleep(interval)
     raise TimeoutError(f"timed out after {within}s waiting for {what}")
+
+
+async def stream_info(js: Any, stream: str, *, within: float = 30.0) -> Any:
+    """The stream's info, asked again while a failover leaves the stream without a leader for a moment."""
+    return await wait_until(lambda: js.stream_info(stream), within=within, what=f"{stream}'s info")
 
 
 async def stream_count(js: Any, stream: str) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.reliability.cluster import NatsCluster
 from tests.reliability.harness import Fleet, Run, create_streams, nats_client, volume
-from tests.reliability.ledger import JOBS_STREAM, RESULTS_STREAM, settle, stream_count, wait_until
+from tests.reliability.ledger import JOBS_STREAM, RESULTS_STREAM, settle, stream_count, stream_info, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
 
 JOBS = volume(300)  # soak: 3,000
@@ -50,11 +50,11 @@ async def test_kill_a_cluster_node(
         if victim == "connected":
             node = cluster.node_serving(replicas[0].pid)
         else:
-            node = cluster.node_named((await js.stream_info(JOBS_STREAM)).cluster.leader)
+            node = cluster.node_named((await stream_info(js, JOBS_STREAM)).cluster.leader)
         name = cluster.names[cluster.nodes.index(node)]
         await asyncio.to_thread(node.stop, kill=True)
         await settle(js, outcomes=JOBS, within=120 + JOBS / 10)
-        leader = (await js.stream_info(JOBS_STREAM)).cluster.leader
+        leader = (await stream_info(js, JOBS_STREAM)).cluster.leader
         figures, ledger = await run.finish(js, provider=provider, notes=f"killed {name}; jobs leader now {leader}")
     for replica in replicas:
         assert replica.alive, f"{replica.name} did not survive losing {name}"
