@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from typing import Any
 
+import orjson
 import pytest
 
 from tests.providers.conftest import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
+from worker.errors import ErrorCode
 from worker.providers import ProviderError
-from worker.providers.anthropic import AnthropicProvider
+from worker.providers.anthropic import AnthropicProvider, MalformedAnswerError, reply_from_body
 from worker.testing import FakeAnthropic, Step
 
 
@@ -91,3 +95,99 @@ async def test_cache_fields_sent_as_null_count_as_zero(
 
     assert (reply.usage.cache_creation_input_tokens, reply.usage.cache_read_input_tokens) == (0, 0)
     assert reply.usage.input_tokens > 0
+
+
+#: A real Messages answer, as the wire carries it; the cases below each break one field of it.
+MESSAGE: dict[str, Any] = {
+    "id": "msg_01",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-6",
+    "content": [{"type": "text", "text": "Hi"}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 10, "output_tokens": 2, "service_tier": "standard"},
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "fault"),
+    [
+        pytest.param("<html>502 from a confused proxy", "not JSON", id="not-json"),
+        pytest.param(
+            orjson.dumps(
+                {"type": "error", "error": {"type": "overloaded_error", "message": f"busy with {USER_MESSAGE}"}}
+            ).decode(),
+            "it is an error (overloaded_error: busy with [redacted])",
+            id="error-body-with-200",
+        ),
+        pytest.param(
+            orjson.dumps({key: value for key, value in MESSAGE.items() if key != "usage"}).decode(),
+            "it has no `usage`",
+            id="no-usage",
+        ),
+        pytest.param("[]", "it is not a JSON object", id="json-array"),
+    ],
+)
+async def test_a_200_that_is_not_a_messages_answer_is_a_provider_error_and_frees_the_connection(
+    fake_anthropic: FakeAnthropic, body: str, fault: str
+) -> None:
+    # A pool of one: had the malformed answer kept its connection, the next call would stall.
+    provider = AnthropicProvider(api_key=API_KEY, base_url=fake_anthropic.url, concurrency=1)
+    fake_anthropic.script(Step.garbage(body))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(REQUEST)
+        async with asyncio.timeout(5):
+            reply = await provider.complete(REQUEST)
+    finally:
+        await provider.aclose()
+
+    error = caught.value
+    assert (error.code, error.retryable, error.usage) == (ErrorCode.PROVIDER_ERROR, False, None)
+    assert error.message.startswith("Anthropic: answered HTTP 200 with a body that is not ")
+    assert fault in error.message
+    for secret in (API_KEY, SYSTEM_PROMPT, USER_MESSAGE):
+        assert secret not in error.message
+    assert reply.usage.input_tokens > 0
+
+
+def test_only_text_blocks_make_the_reply_and_missing_cache_fields_count_as_zero() -> None:
+    blocks = [
+        {"type": "thinking", "thinking": "hmm", "signature": "s"},
+        {"type": "text", "text": "one "},
+        {"type": "tool_use", "id": "t", "name": "n", "input": {}},
+        {"type": "text", "text": "two"},
+    ]
+
+    reply = reply_from_body({**MESSAGE, "content": blocks, "stop_reason": None})
+
+    assert (reply.text, reply.stop_reason) == ("one two", None)
+    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (10, 2)
+    assert (reply.usage.cache_creation_input_tokens, reply.usage.cache_read_input_tokens) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "fault"),
+    [
+        ({"type": "completion"}, 'its `type` is not "message"'),
+        ({"type": "error", "error": {"type": "api_error", "message": "m"}}, "it is an error (api_error: m)"),
+        ({"content": "Hi"}, "its `content` is not a list"),
+        ({"content": ["Hi"]}, "a `content` block is not an object"),
+        ({"content": [{"type": "text"}]}, "a text block has no `text`"),
+        ({"stop_reason": 1}, "its `stop_reason` is not a string"),
+        ({"usage": None}, "it has no `usage`"),
+        ({"usage": {"output_tokens": 2}}, "its `usage.input_tokens` is not a token count"),
+        ({"usage": {"input_tokens": 10, "output_tokens": True}}, "its `usage.output_tokens` is not a token count"),
+        ({"usage": {"input_tokens": -1, "output_tokens": 2}}, "its `usage.input_tokens` is not a token count"),
+        (
+            {"usage": {"input_tokens": 1, "output_tokens": 2, "cache_read_input_tokens": "5"}},
+            "its `usage.cache_read_input_tokens` is not a token count",
+        ),
+    ],
+)
+def test_each_fault_of_shape_is_named(change: dict[str, Any], fault: str) -> None:
+    with pytest.raises(MalformedAnswerError) as caught:
+        reply_from_body({**MESSAGE, **change})
+
+    assert str(caught.value) == fault

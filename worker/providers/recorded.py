@@ -3,7 +3,7 @@
 `RecordedProvider` stands for a real provider (`name` is `anthropic` or `ollama`): it looks each
 call up by provider, model and request key, falls back to the model's default recording, and
 raises `provider_error` naming the model and key when there is neither. Recorded responses are
-turned into replies by the real providers' own parsing (`reply_from_message`, `parse_chat_answer`),
+turned into replies by the real providers' own parsing (`reply_from_body`, `parse_chat_answer`),
 so a replayed job bills exactly as the live call did.
 
 `RecordingProvider` wraps a live provider and writes every answer, and every non-retryable error,
@@ -17,12 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import orjson
-import pydantic
 
 from worker.errors import ErrorCode
-from worker.providers.anthropic import reply_from_message
+from worker.providers.anthropic import MalformedAnswerError, reply_from_body
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
 from worker.providers.exchange import (
     RecordedFailure,
@@ -56,12 +54,12 @@ def _answer_of(recording: Recording, source: str) -> _Answer:
     assert response is not None  # a Recording holds a response or an error
     try:
         if recording.provider == "anthropic":
-            return reply_from_message(anthropic.types.Message.model_validate(response))
+            return reply_from_body(response)
         return parse_chat_answer(orjson.dumps(response))
     except ProviderError as exc:
         # A well-formed answer the provider adapter refuses (an Ollama `{"error": …}` body): replay the refusal.
         return exc
-    except pydantic.ValidationError as exc:
+    except MalformedAnswerError as exc:
         raise RecordingError(f"{source}: `response` is not an Anthropic Messages answer: {exc}") from exc
 
 

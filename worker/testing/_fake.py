@@ -48,7 +48,7 @@ class Step:
     - `drop`: the connection is closed without an answer (the client sees a reset).
     - `hang`: no answer until the client goes away (for timeouts).
     - `stream_error`: Ollama only: a streamed answer that breaks off with an `{"error": message}` line.
-    - `garbage`: a 200 whose body is not the API's JSON (a misbehaving proxy).
+    - `garbage`: a 200 whose body is not the API's answer: `message` as the body, by default a misbehaving proxy's page.
 
     `delay` replaces the config's delay for this answer; faults and drops are immediate unless it is set.
     """
@@ -106,8 +106,8 @@ class Step:
         return cls("stream_error", message=message, delay=delay)
 
     @classmethod
-    def garbage(cls) -> Step:
-        return cls("garbage")
+    def garbage(cls, body: str | None = None) -> Step:
+        return cls("garbage", message=body)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:
@@ -360,7 +360,8 @@ class FakeServer(ABC):
             return web.Response(status=500)
         response: web.StreamResponse
         if step.kind == "garbage":
-            response = web.Response(body=b"<html>502 from a confused proxy", content_type="application/json")
+            body_text = "<html>502 from a confused proxy" if step.message is None else step.message
+            response = web.Response(text=body_text, content_type="application/json")
         else:
             response = await answer(request, step, body)
         self.stats.by_status[response.status] = self.stats.by_status.get(response.status, 0) + 1
