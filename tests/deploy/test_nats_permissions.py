@@ -9,6 +9,7 @@ import pytest
 from nats.js.api import ConsumerConfig
 
 from tests.deploy.conftest import Connect, Identities, Session
+from worker.jetstream.inbox import Inbox
 from worker.jetstream.lastget import LastGets
 from worker.jetstream.topology import (
     DLQ_STREAM,
@@ -66,7 +67,7 @@ async def test_worker_pulls_acks_stores_results_and_dead_letters(connect: Connec
     await worker.nc.publish(reply_inbox, RESULT)
     assert (await replies.next_msg(timeout=5)).data == RESULT
     # The stored-result check, both ways the worker may read it: a batched direct get, or the message-get API.
-    assert await LastGets(worker.nc, SETTINGS.results_stream).last(result_subject) == RESULT
+    assert await LastGets(worker.nc, Inbox(worker.nc), SETTINGS.results_stream).last(result_subject) == RESULT
     assert (await js.get_last_msg(SETTINGS.results_stream, result_subject)).data == RESULT
     dead = await js.publish(DLQ_SUBJECT, b"not json", stream=DLQ_STREAM, headers={"Maschina-Dlq-Reason": "not_json"})
     assert dead.stream == DLQ_STREAM

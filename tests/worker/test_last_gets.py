@@ -10,6 +10,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from worker.jetstream.inbox import Inbox
 from worker.jetstream.lastget import LastGets
 
 STREAM = "LASTGETS"
@@ -24,7 +25,7 @@ async def test_lookups_started_together_share_one_request(client: Client) -> Non
     await js.publish("lg.empty", b"")
     requests: list[Msg] = []
     seen = await client.subscribe(f"$JS.API.DIRECT.GET.{STREAM}", cb=_collect(requests))
-    last_gets = LastGets(client, STREAM)
+    last_gets = LastGets(client, Inbox(client), STREAM)
 
     found = await asyncio.gather(*(last_gets.last(f"lg.{name}") for name in ("a", "b", "missing", "a", "empty")))
     none_there = await last_gets.last("lg.nothing")
@@ -39,7 +40,7 @@ async def test_lookups_started_together_share_one_request(client: Client) -> Non
 async def test_a_missing_stream_is_a_transient_no_responders(client: Client) -> None:
     """`through_outages` waits out NoRespondersError, as it does for a single get."""
     with pytest.raises(nats.errors.NoRespondersError):
-        await LastGets(client, "NO_SUCH_STREAM", timeout=2.0).last("lg.a")
+        await LastGets(client, Inbox(client), "NO_SUCH_STREAM", timeout=2.0).last("lg.a")
 
 
 def _collect(into: list[Msg]) -> Callable[[Msg], Awaitable[None]]:

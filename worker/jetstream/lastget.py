@@ -3,14 +3,13 @@
 Reads asked for in the same event-loop iteration (the jobs of one fetched batch start together) go to
 the server as one `$JS.API.DIRECT.GET.<stream>` request with `multi_last`; the server streams back one
 message per subject that holds one, then a `204 EOB` status (`404` when none does). nats-py has no call
-for it, so the replies come to one wildcard inbox of ours, routed by their last token.
+for it, so the replies come to the worker's shared `Inbox`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import itertools
 
 import nats.errors
 import orjson
@@ -18,6 +17,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import Header
 from nats.js.errors import APIError
+
+from worker.jetstream.inbox import Inbox
 
 __all__ = ["LastGets"]
 
@@ -29,24 +30,37 @@ _NO_RESPONDERS = "503"
 
 
 class _Reply:
+    """What one batched read has found so far, and whether the server has said it is done."""
+
     __slots__ = ("done", "found")
 
     def __init__(self) -> None:
         self.found: dict[str, bytes] = {}
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
+    def take(self, msg: Msg) -> None:
+        if self.done.done():
+            return
+        headers = msg.headers or {}
+        status = headers.get(Header.STATUS)
+        if status is None:
+            self.found[headers.get("Nats-Subject", "")] = msg.data
+        elif status in (_END_OF_BATCH, _NO_RESULTS):
+            self.done.set_result(None)
+        elif status == _NO_RESPONDERS:
+            self.done.set_exception(nats.errors.NoRespondersError())
+        else:
+            self.done.set_exception(APIError(code=int(status), description=headers.get(Header.DESCRIPTION)))
+
 
 class LastGets:
-    def __init__(self, nc: Client, stream: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, nc: Client, inbox: Inbox, stream: str, *, timeout: float = 5.0) -> None:
         self._nc = nc
+        self._inbox = inbox
         self._api = f"$JS.API.DIRECT.GET.{stream}"
         self._timeout = timeout
         self._waiting: dict[str, list[asyncio.Future[bytes | None]]] = {}
         self._flush_scheduled = False
-        self._tokens = itertools.count()
-        self._replies: dict[str, _Reply] = {}
-        self._inbox: str | None = None
-        self._subscribing = asyncio.Lock()
         self._requests: set[asyncio.Task[None]] = set()
 
     async def last(self, subject: str) -> bytes | None:
@@ -87,39 +101,13 @@ class LastGets:
                     future.set_result(body)
 
     async def _request(self, subjects: list[str]) -> dict[str, bytes]:
-        inbox = await self._subscribed()
-        token = str(next(self._tokens))
-        reply = self._replies[token] = _Reply()
+        reply = _Reply()
+        inbox, token = await self._inbox.address(reply.take)
         try:
             request = orjson.dumps({"multi_last": subjects, "batch": len(subjects)})
-            await self._nc.publish(self._api, request, reply=f"{inbox}.{token}")
+            await self._nc.publish(self._api, request, reply=inbox)
             async with asyncio.timeout(self._timeout):
                 await reply.done
         finally:
-            del self._replies[token]
+            self._inbox.forget(token)
         return reply.found
-
-    async def _subscribed(self) -> str:
-        if self._inbox is not None:
-            return self._inbox
-        async with self._subscribing:
-            if self._inbox is None:
-                inbox = self._nc.new_inbox()
-                await self._nc.subscribe(f"{inbox}.*", cb=self._on_reply)
-                self._inbox = inbox
-        return self._inbox
-
-    async def _on_reply(self, msg: Msg) -> None:
-        reply = self._replies.get(msg.subject.rpartition(".")[2])
-        if reply is None or reply.done.done():
-            return  # the request timed out meanwhile
-        headers = msg.headers or {}
-        status = headers.get(Header.STATUS)
-        if status is None:
-            reply.found[headers.get("Nats-Subject", "")] = msg.data
-        elif status in (_END_OF_BATCH, _NO_RESULTS):
-            reply.done.set_result(None)
-        elif status == _NO_RESPONDERS:
-            reply.done.set_exception(nats.errors.NoRespondersError())
-        else:
-            reply.done.set_exception(APIError(code=int(status), description=headers.get(Header.DESCRIPTION)))

@@ -13,7 +13,9 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
+from worker.jetstream.inbox import Inbox
 from worker.jetstream.lastget import LastGets
+from worker.jetstream.publish import StreamPublisher
 from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
 from worker.result import RunResult
 
@@ -39,8 +41,10 @@ class ResultStore:
     def __init__(self, nc: Client, *, stream: str, allow_direct: bool) -> None:
         self._js: JetStreamContext = nc.jetstream()
         self._stream = stream
+        inbox = Inbox(nc)
+        self._publisher = StreamPublisher(nc, inbox)
         # With direct gets, the lookups of a fetched batch share one request (`LastGets`).
-        self._last_gets = LastGets(nc, stream) if allow_direct else None
+        self._last_gets = LastGets(nc, inbox, stream) if allow_direct else None
 
     async def lookup(self, run_id: str) -> bytes | None:
         """The stored record of `run_id`, or None when there is none."""
@@ -56,12 +60,14 @@ class ResultStore:
         body = result.to_json()
         headers = {"Nats-Msg-Id": result.run_id, "Nats-Expected-Last-Subject-Sequence": "0"}
         try:
-            ack = await self._js.publish(result_subject(result.run_id), body, stream=self._stream, headers=headers)
+            duplicate = await self._publisher.publish(
+                result_subject(result.run_id), body, stream=self._stream, headers=headers
+            )
         except APIError as exc:
             if exc.err_code != _WRONG_LAST_SEQUENCE:
                 raise
         else:
-            if not ack.duplicate:
+            if not duplicate:
                 return Stored(body, fresh=True)
         existing = await self.lookup(result.run_id)
         # Only a record deleted by hand within the duplicate window gets here with None: ours is still the answer.
