@@ -1,7 +1,8 @@
 """Structured logs: JSON lines for machines, a readable console for people; configured once per process.
 
-Per-job fields (runId, jobId, tier, model, attempt) are bound with `structlog.contextvars` by the
-consumer. Nothing logs an API key or a prompt: log calls pass ids and codes only.
+Per-job fields (runId, jobId, tier, model, attempt) are bound once per job with `bind_job` by the
+consumer, and every line logged in that job's task carries them. Nothing logs an API key or a prompt:
+log calls pass ids and codes only.
 
 JSON lines take structlog's fast path: orjson renders bytes that go straight to the stream's binary
 buffer, with no `str` round trip and no stdlib `json`.
@@ -11,12 +12,30 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, BinaryIO, TextIO
 
 import orjson
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["bind_job", "configure_logging"]
+
+# One variable for all of a job's fields rather than structlog's one per field: a job binds them once,
+# and every line then merges one mapping instead of scanning the whole context.
+_job_fields: ContextVar[Mapping[str, Any]] = ContextVar("agent_worker_job_fields", default=MappingProxyType({}))
+
+
+def bind_job(**fields: Any) -> None:
+    """Add `fields` to every line logged from now on in the current task (each job runs in its own)."""
+    _job_fields.set({**_job_fields.get(), **fields})
+
+
+def _merge_job_fields(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in _job_fields.get().items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def configure_logging(
@@ -41,7 +60,7 @@ def configure_logging(
         logger_factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            _merge_job_fields,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),

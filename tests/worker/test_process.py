@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from nats.aio.client import Client
 
@@ -107,3 +108,32 @@ async def test_two_replicas_share_the_jobs_without_duplicates(
     for replica in replicas:
         replica.signal(signal.SIGTERM)
     assert [await replica.wait(within=10) for replica in replicas] == [0, 0]
+
+
+async def test_a_jobs_log_lines_carry_its_run_and_never_its_prompt_or_the_key(
+    make_process: MakeProcess, client: Client, results: ResultWatch
+) -> None:
+    secrets = ("sk-ant-never-logged-7f3a", "system-prompt-never-logged", "user-message-never-logged")
+    replica = await make_process("replica-logs", ANTHROPIC_API_KEY=secrets[0]).start()
+    body = job(systemPrompt=secrets[1], inputPayload={"message": secrets[2]})
+    run_id = body["data"]["runId"]
+    stream_seq = await publish_job(client, body)
+    await results.one(run_id)
+    replica.signal(signal.SIGTERM)
+    assert await replica.wait(within=10) == 0
+
+    text = replica.log_path.read_text()
+    lines = [orjson.loads(line) for line in text.splitlines() if line.startswith("{")]
+    [stored] = [line for line in lines if line["event"] == "result_stored"]
+    assert stored == {
+        **stored,
+        "level": "info",
+        "runId": run_id,
+        "jobId": body["id"],
+        "tier": "m5",
+        "model": "claude-sonnet-4-6",
+        "attempt": 1,
+        "streamSeq": stream_seq,
+        "status": "completed",
+    }
+    assert all(secret not in text for secret in secrets)

@@ -22,6 +22,7 @@ from worker.jetstream.deadletter import DeadLetters
 from worker.jetstream.persist import through_outages
 from worker.jetstream.pull import FETCH_TIMEOUT_SECS, pull
 from worker.jetstream.recorder import Recorder
+from worker.logging import bind_job
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline, Retry
 
@@ -54,6 +55,8 @@ class JobConsumer:
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._jobs: set[asyncio.Task[None]] = set()
+        # Read when scraped rather than counted up and down on every job.
+        metrics.in_flight.set_function(lambda: len(self._jobs))
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -115,10 +118,7 @@ class JobConsumer:
         self._slot_freed.set()
 
     async def _run_job(self, message: Msg) -> None:
-        # Each job is its own task, so these bindings stay with this job's log lines.
-        structlog.contextvars.clear_contextvars()
         received = time.monotonic()
-        self._metrics.in_flight.inc()
         keep_alive = _KeepAlive(message, self._heartbeat_secs)
         try:
             await self._process(message, received)
@@ -128,20 +128,19 @@ class JobConsumer:
         except Exception:
             # A bug, not a provider error: retry later, and the max-deliveries path ends it if it persists.
             log.exception("job_crashed")
-            await _hand_back(message, delay=self._pipeline.retry.redelivery_delay(_attempt(message)))
+            await _hand_back(message, delay=self._pipeline.retry.redelivery_delay(_attempt(message.metadata)))
         finally:
             keep_alive.cancel()
-            self._metrics.in_flight.dec()
 
     async def _process(self, message: Msg, received: float) -> None:
-        metadata = message.metadata
-        attempt = _attempt(message)
+        metadata = message.metadata  # parsed from the reply subject on every access
+        attempt = _attempt(metadata)
         stream_seq = metadata.sequence.stream
         if attempt > 1:
             self._metrics.redeliveries.inc()
         verdict = self._door.open(message.data, message.headers)
         if isinstance(verdict, DeadLetter):
-            structlog.contextvars.bind_contextvars(attempt=attempt, streamSeq=stream_seq)
+            bind_job(attempt=attempt, streamSeq=stream_seq)
             await through_outages(
                 lambda: self._dead_letters.send(
                     message.data,
@@ -157,8 +156,7 @@ class JobConsumer:
             log.warning("job_dead_lettered", reason=verdict.reason.value, detail=verdict.detail)
             return
         ref = verdict.ref
-        # One bind of all the job's fields: each bound name costs a context variable set.
-        structlog.contextvars.bind_contextvars(
+        bind_job(
             attempt=attempt,
             streamSeq=stream_seq,
             runId=ref.run_id,
@@ -217,8 +215,8 @@ class _KeepAlive:
             log.debug("in_progress_failed", error=repr(exc))
 
 
-def _attempt(message: Msg) -> int:
-    return int(message.metadata.num_delivered or 1)
+def _attempt(metadata: Msg.Metadata) -> int:
+    return int(metadata.num_delivered or 1)
 
 
 async def _ack(message: Msg) -> None:
