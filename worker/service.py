@@ -50,7 +50,8 @@ class Worker:
 
     `providers` default to those built from the settings (and are then closed by `stop()`); `catalog`
     defaults to `WORKER_CATALOG` or the built-in one. Every provider is wrapped to record its latency.
-    `retry` replaces the default retry policy (tests use short waits).
+    `retry` replaces the policy built from the `WORKER_RETRY_*` and `WORKER_REDELIVERY_*` settings (tests use
+    short waits).
     """
 
     def __init__(
@@ -63,7 +64,7 @@ class Worker:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.retry = retry
+        self.retry = retry if retry is not None else settings.retry_policy()
         self.metrics = metrics or Metrics()
         if catalog is None:
             catalog = load_catalog(settings.catalog_file) if settings.catalog_file is not None else default_catalog()

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
+from worker.providers.retry import RetryPolicy
+
 __all__ = ["Settings", "SettingsError"]
 
 
@@ -23,6 +25,10 @@ def _split_commas(value: Any) -> Any:
 
 
 CommaList = Annotated[tuple[str, ...], BeforeValidator(_split_commas)]
+
+
+# The policy's own defaults are the settings' defaults: one place says what "unset" means.
+_DEFAULT_RETRY = RetryPolicy()
 
 
 def _env(name: str, description: str, default: Any, **kwargs: Any) -> Any:
@@ -66,6 +72,42 @@ class Settings(BaseModel):
     shutdown_grace_secs: float = _env(
         "WORKER_SHUTDOWN_GRACE_SECS", "on SIGTERM, how long in-flight jobs may finish", 25.0, ge=0
     )
+    # Contract section 7: backoff inside one delivery, then a nak whose delay grows with the delivery count.
+    # Infinity is refused: an infinite wait is a stuck job, not a policy.
+    retry_base_secs: float = _env(
+        "WORKER_RETRY_BASE_SECS",
+        "provider retries inside one delivery: bound of the first wait, doubling per retry (full jitter), seconds",
+        _DEFAULT_RETRY.base,
+        gt=0,
+        allow_inf_nan=False,
+    )
+    retry_cap_secs: float = _env(
+        "WORKER_RETRY_CAP_SECS",
+        "longest wait between provider retries inside one delivery, seconds; at least WORKER_RETRY_BASE_SECS",
+        _DEFAULT_RETRY.cap,
+        gt=0,
+        allow_inf_nan=False,
+    )
+    retry_max_calls: int = _env(
+        "WORKER_RETRY_MAX_CALLS",
+        "most provider calls in one delivery; 1 retries only by redelivery",
+        _DEFAULT_RETRY.max_calls,
+        ge=1,
+    )
+    redelivery_base_secs: float = _env(
+        "WORKER_REDELIVERY_BASE_SECS",
+        "nak delay after a retryable error on the first delivery, doubling per delivery, seconds",
+        _DEFAULT_RETRY.redelivery_base,
+        gt=0,
+        allow_inf_nan=False,
+    )
+    redelivery_cap_secs: float = _env(
+        "WORKER_REDELIVERY_CAP_SECS",
+        "longest nak delay, seconds; at least WORKER_REDELIVERY_BASE_SECS",
+        _DEFAULT_RETRY.redelivery_cap,
+        gt=0,
+        allow_inf_nan=False,
+    )
     http_port: int = _env("WORKER_HTTP_PORT", "port of /metrics, /healthz, /readyz; 0 turns them off", 8080, ge=0)
     signing_key: SecretStr | None = _env(
         "WORKER_SIGNING_KEY", "HMAC-SHA256 key; when set, every job must carry Maschina-Signature", None
@@ -88,6 +130,31 @@ class Settings(BaseModel):
             if prefix.startswith(("maschina.", "$")):
                 raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} lies under maschina. or $, which is ours")
         return self
+
+    @model_validator(mode="after")
+    def _check_retry_caps(self) -> Settings:
+        for cap_name, cap, base_name, base in (
+            ("WORKER_RETRY_CAP_SECS", self.retry_cap_secs, "WORKER_RETRY_BASE_SECS", self.retry_base_secs),
+            (
+                "WORKER_REDELIVERY_CAP_SECS",
+                self.redelivery_cap_secs,
+                "WORKER_REDELIVERY_BASE_SECS",
+                self.redelivery_base_secs,
+            ),
+        ):
+            if cap < base:
+                raise ValueError(f"{cap_name}: {cap} is below {base_name} ({base}); a cap must be at least its base")
+        return self
+
+    def retry_policy(self) -> RetryPolicy:
+        """The provider retry policy these settings describe (contract section 7)."""
+        return RetryPolicy(
+            base=self.retry_base_secs,
+            cap=self.retry_cap_secs,
+            max_calls=self.retry_max_calls,
+            redelivery_base=self.redelivery_base_secs,
+            redelivery_cap=self.redelivery_cap_secs,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
