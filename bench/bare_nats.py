@@ -3,22 +3,28 @@
 Pull a batch, and for every message at once: parse the JSON, store a small result with `Nats-Msg-Id`
 (waiting for its PubAck), ack. No door, gate, billing or provider. Reads NATS_URL; prints the ready marker once
 it is pulling.
+
+With `--worker-path` (T3's floor) it also makes the worker's other NATS round trips: it looks the run's
+stored result up before storing, and sends the result to the job's `replyTo` after.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 
 import nats
 import orjson
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
 
-from bench.broker import JOBS_STREAM
+from bench.broker import JOBS_STREAM, RESULTS_STREAM
 from bench.jobs import JOB_SUBJECT, RESULT_PREFIX
 from bench.loop import run_loop
 from bench.process import READY
@@ -26,14 +32,25 @@ from bench.process import READY
 __all__ = ["main"]
 
 
-async def _handle(js: JetStreamContext, msg: Msg) -> None:
+async def _handle(nc: Client, js: JetStreamContext, msg: Msg) -> None:
     run_id = orjson.loads(msg.data)["data"]["runId"]
     result = orjson.dumps({"runId": run_id, "status": "completed"})
     await js.publish(RESULT_PREFIX + run_id, result, headers={"Nats-Msg-Id": run_id})
     await msg.ack()
 
 
-async def _consume(url: str, batch: int) -> None:
+async def _handle_as_worker(nc: Client, js: JetStreamContext, msg: Msg) -> None:
+    job = orjson.loads(msg.data)
+    run_id = job["data"]["runId"]
+    with contextlib.suppress(NotFoundError):  # none stored: the job runs
+        await js.get_last_msg(RESULTS_STREAM, RESULT_PREFIX + run_id, direct=True)
+    result = orjson.dumps({"runId": run_id, "status": "completed"})
+    await js.publish(RESULT_PREFIX + run_id, result, headers={"Nats-Msg-Id": run_id})
+    await nc.publish(job["replyTo"], result)
+    await msg.ack()
+
+
+async def _consume(url: str, batch: int, *, worker_path: bool) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
     config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=5, max_ack_pending=10_000)
@@ -44,14 +61,16 @@ async def _consume(url: str, batch: int) -> None:
             msgs = await sub.fetch(batch, timeout=1.0)
         except TimeoutError:
             continue
-        await asyncio.gather(*(_handle(js, msg) for msg in msgs))
+        handle = _handle_as_worker if worker_path else _handle
+        await asyncio.gather(*(handle(nc, js, msg) for msg in msgs))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bare_nats")
     parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--worker-path", action="store_true", help="also the lookup before and the reply after")
     args = parser.parse_args(argv)
-    run_loop(_consume(os.environ["NATS_URL"], args.batch))
+    run_loop(_consume(os.environ["NATS_URL"], args.batch, worker_path=args.worker_path))
     return 0
 
 

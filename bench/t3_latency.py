@@ -8,10 +8,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from nats.aio.client import Client
+
 from bench.baseline import bare_sdk
-from bench.broker import Arrivals, fresh_server
+from bench.broker import Arrivals, create_streams, fresh_server
 from bench.context import Context
 from bench.jobs import JOB_SUBJECT, job_body, run_id
+from bench.process import Child, python_module
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
@@ -44,25 +47,42 @@ class _Latencies:
 
 
 async def _worker_latencies(fake_url: str, scale: Scale) -> _Latencies:
-    """Publish paced jobs, each with its own reply inbox, and time each from publish to its result's arrival."""
-    total = scale.t3_warmup + scale.t3_jobs
     async with (
         fresh_server() as (server, nc, _),
         replicas(1, nats_url=server.url, anthropic_url=fake_url, concurrency=_CONCURRENCY),
     ):
-        arrivals = Arrivals(total)
-        await arrivals.subscribe(nc, _INBOX + ">")
-        loop = asyncio.get_running_loop()
-        published: dict[str, float] = {}
-        start = loop.time()
-        for index in range(total):
-            await asyncio.sleep(max(0.0, start + index / scale.t3_rate - loop.time()))
-            body = job_body("t3", index, reply_to=_INBOX + run_id("t3", index))
-            published[run_id("t3", index)] = time.perf_counter()
-            await nc.publish(JOB_SUBJECT, body)
-        await arrivals.wait(60.0)
-    measured = [run_id("t3", index) for index in range(scale.t3_warmup, total)]
+        published, arrivals, measured = await _paced(nc, scale)
     return _Latencies([arrivals.times[rid] - published[rid] for rid in measured], _split(arrivals, published, measured))
+
+
+async def _nats_floor(scale: Scale) -> list[float]:
+    """The same paced jobs through `bench.bare_nats --worker-path`: the NATS round trips alone."""
+    async with fresh_server() as (server, nc, js):
+        await create_streams(js)
+        argv = python_module("bench.bare_nats", "--batch", str(_CONCURRENCY), "--worker-path")
+        child = await Child("bare-path", argv, env={"NATS_URL": server.url}).start()
+        try:
+            published, arrivals, measured = await _paced(nc, scale)
+        finally:
+            await child.stop()
+    return [arrivals.times[rid] - published[rid] for rid in measured]
+
+
+async def _paced(nc: Client, scale: Scale) -> tuple[dict[str, float], Arrivals, list[str]]:
+    """Publish paced jobs, each with its own reply inbox, and note when each was published and its result came."""
+    total = scale.t3_warmup + scale.t3_jobs
+    arrivals = Arrivals(total)
+    await arrivals.subscribe(nc, _INBOX + ">")
+    loop = asyncio.get_running_loop()
+    published: dict[str, float] = {}
+    start = loop.time()
+    for index in range(total):
+        await asyncio.sleep(max(0.0, start + index / scale.t3_rate - loop.time()))
+        body = job_body("t3", index, reply_to=_INBOX + run_id("t3", index))
+        published[run_id("t3", index)] = time.perf_counter()
+        await nc.publish(JOB_SUBJECT, body)
+    await arrivals.wait(60.0)
+    return published, arrivals, [run_id("t3", index) for index in range(scale.t3_warmup, total)]
 
 
 def _split(arrivals: Arrivals, published: dict[str, float], measured: list[str]) -> tuple[float, float, float]:
@@ -85,6 +105,7 @@ async def run(context: Context) -> list[Row]:
     bare = [float(latency) for latency in (await bare_sdk("paced", fake.url, *args))["latencies"]]
     latencies = await _worker_latencies(fake.url, scale)
     worker = latencies.total
+    floor_p50, floor_p99 = _percentiles(await _nats_floor(scale))
     bare_p50, bare_p99 = _percentiles(bare)
     worker_p50, worker_p99 = _percentiles(worker)
     into, pipeline, out = latencies.split
@@ -94,10 +115,12 @@ async def run(context: Context) -> list[Row]:
             (worker_p50 - bare_p50) * 1e3,
             f"worker {worker_p50 * 1e3:.2f} ms vs bare SDK call {bare_p50 * 1e3:.2f} ms; {setup}; worker's "
             f"median split: publish→pipeline start {into:.1f} ms, pipeline (provider call) {pipeline:.1f} ms, "
-            f"pipeline end→result received {out:.1f} ms",
+            f"pipeline end→result received {out:.1f} ms; the same jobs through a bare nats-py loop making only the "
+            f"worker's NATS round trips (fetch, lookup, store, reply copy, no provider): {floor_p50 * 1e3:.2f} ms",
         ),
         P99.measured(
             (worker_p99 - bare_p99) * 1e3,
-            f"worker {worker_p99 * 1e3:.2f} ms vs bare SDK call {bare_p99 * 1e3:.2f} ms; {setup}",
+            f"worker {worker_p99 * 1e3:.2f} ms vs bare SDK call {bare_p99 * 1e3:.2f} ms; {setup}; NATS round trips "
+            f"alone {floor_p99 * 1e3:.2f} ms",
         ),
     ]
