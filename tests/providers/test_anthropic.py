@@ -12,7 +12,8 @@ import pytest
 from tests.providers.conftest import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
 from worker.errors import ErrorCode
 from worker.providers import ProviderError
-from worker.providers.anthropic import AnthropicProvider, MalformedAnswerError, reply_from_body
+from worker.providers.anthropic import AnthropicProvider
+from worker.providers.messages import MalformedAnswerError, reply_from_body
 from worker.testing import FakeAnthropic, Step
 
 

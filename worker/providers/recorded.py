@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 
 from worker.errors import ErrorCode
-from worker.providers.anthropic import MalformedAnswerError, reply_from_body
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
 from worker.providers.exchange import (
     RecordedFailure,
@@ -31,6 +30,7 @@ from worker.providers.exchange import (
     request_key,
     write_recording,
 )
+from worker.providers.messages import MalformedAnswerError, reply_from_body
 from worker.providers.ollama import DONE_REASONS, parse_chat_answer
 
 __all__ = [
