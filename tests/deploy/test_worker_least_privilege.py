@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from nats.aio.msg import Msg
 
 from tests.deploy.conftest import Connect, Identities, Session
-from worker.embedded import NatsServer, free_port
+from tests.processes import WorkerProcess
+from worker.embedded import NatsServer
 from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX, advisory_consumer_config
 from worker.settings import Settings
 from worker.testing import FakeAnthropic, Step
@@ -43,50 +43,32 @@ async def _worker_process(
     identities: Identities,
     anthropic_url: str,
     worker_id: str,
+    log_dir: Path,
     **settings: str,
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`agent-worker run` as a child process; yields once it logged `worker_started`.
+) -> AsyncIterator[WorkerProcess]:
+    """`agent-worker run` as a child process, as the worker identity; yields once it is ready (consumer bound).
 
     At the end it is sent SIGTERM and must exit 0, unless the test already ended it.
     """
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "NATS_URL": server.url,
-        "NATS_NKEY_SEED": str(identities.worker.seed_file),
-        "WORKER_HTTP_PORT": str(free_port()),
-        "WORKER_LOG_FORMAT": "json",
-        "WORKER_ID": worker_id,
-        "WORKER_SHUTDOWN_GRACE_SECS": "5",
-        "ANTHROPIC_API_KEY": "test-key",
-        "ANTHROPIC_BASE_URL": anthropic_url,
-        **settings,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    worker = WorkerProcess(
+        worker_id,
+        {
+            "NATS_URL": server.url,
+            "NATS_NKEY_SEED": str(identities.worker.seed_file),
+            "WORKER_SHUTDOWN_GRACE_SECS": "5",
+            "ANTHROPIC_API_KEY": "test-key",
+            "ANTHROPIC_BASE_URL": anthropic_url,
+            **settings,
+        },
+        log_dir,
     )
-    assert process.stdout is not None
-    seen: list[bytes] = []
-
-    async def started() -> None:
-        async for line in process.stdout:  # type: ignore[union-attr]
-            seen.append(line)
-            if b'"worker_started"' in line:
-                return
-        raise AssertionError(f"agent-worker run exited before starting: {b''.join(seen).decode(errors='replace')}")
-
     try:
-        await asyncio.wait_for(started(), START_TIMEOUT_SECS)
-        # Keep reading, so a chatty worker never blocks on a full pipe.
-        drain = asyncio.create_task(process.stdout.read())
-        yield process
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(process.wait(), START_TIMEOUT_SECS) == 0
-        await drain
+        yield await worker.start(within=START_TIMEOUT_SECS)
+        if worker.alive:
+            worker.signal(signal.SIGTERM)
+            assert await worker.wait(within=START_TIMEOUT_SECS) == 0, worker.log_tail()
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await worker.close()
 
 
 async def _next(inbox: Any) -> dict[str, Any]:
@@ -96,10 +78,13 @@ async def _next(inbox: Any) -> dict[str, Any]:
 
 
 async def test_the_worker_runs_under_its_permissions(
-    connect: Connect, identities: Identities, secured_nats: NatsServer, monitoring_port: int
+    connect: Connect, identities: Identities, secured_nats: NatsServer, monitoring_port: int, tmp_path: Path
 ) -> None:
     worker_id = f"least-privilege-{uuid.uuid4().hex[:8]}"
-    async with FakeAnthropic() as anthropic, _worker_process(secured_nats, identities, anthropic.url, worker_id):
+    async with (
+        FakeAnthropic() as anthropic,
+        _worker_process(secured_nats, identities, anthropic.url, worker_id, tmp_path),
+    ):
         api: Session = await connect(identities.api)
         js = api.nc.jetstream()
         reply_to = api.nc.new_inbox()
@@ -147,7 +132,7 @@ def _authorized_users(monitoring_port: int) -> dict[str, str]:
 
 
 async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
-    connect: Connect, identities: Identities, secured_nats: NatsServer
+    connect: Connect, identities: Identities, secured_nats: NatsServer, tmp_path: Path
 ) -> None:
     """The max-deliveries path: the stored advisory pulled and acked, the job read back by sequence, dead letter,
     result, delete."""
@@ -164,12 +149,11 @@ async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
         deletes = await admin.nc.subscribe(f"$JS.API.STREAM.MSG.DELETE.{SETTINGS.jobs_stream}")
         answers = await admin.nc.subscribe("_INBOX.>")
         body = _job("run-lost", reply_to)
-        async with _worker_process(secured_nats, identities, anthropic.url, "doomed", **short) as doomed:
+        async with _worker_process(secured_nats, identities, anthropic.url, "doomed", tmp_path, **short) as doomed:
             await api.nc.jetstream().publish(JOB_SUBJECT, body)
             await asyncio.wait_for(anthropic.wait_until(lambda stats: stats.in_flight == 1), EVENT_TIMEOUT_SECS)
-            async with _worker_process(secured_nats, identities, anthropic.url, "survivor", **short):
+            async with _worker_process(secured_nats, identities, anthropic.url, "survivor", tmp_path, **short):
                 doomed.kill()
-                await doomed.wait()
 
                 failed = await _next(replies)
                 assert (failed["runId"], failed["status"]) == ("run-lost", "failed")

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import nats.errors
 import nats.js.errors
 
+from tests.processes import ChildProcess, WorkerProcess, child_env
 from tests.reliability.ledger import Figures, Ledger, read_ledger
-from tests.reliability.processes import FakeProviderProcess, WorkerProcess
+from worker.embedded import free_port
 from worker.jetstream.topology import stream_configs
 from worker.settings import Settings
 
-__all__ = ["SOAK", "SOAK_FACTOR", "Fleet", "Run", "create_streams", "nats_client", "volume"]
+__all__ = ["SOAK", "SOAK_FACTOR", "FakeProviderProcess", "Fleet", "Run", "create_streams", "nats_client", "volume"]
 
 SOAK = os.environ.get("AGENT_WORKER_SOAK", "") not in ("", "0")
 SOAK_FACTOR = 10
@@ -72,6 +75,41 @@ async def create_streams(js: Any, *, replicas: int = 1, within: float = 30.0) ->
                 await asyncio.sleep(0.25)
 
 
+class FakeProviderProcess(ChildProcess):
+    """A fake provider server from `worker.testing` in its own process, on a free loopback port, with its own log.
+
+    Ready once `/_fake/stats` answers at all.
+    """
+
+    def __init__(self, name: str, module: str, options: list[str], log_dir: Path) -> None:
+        self.port = free_port()
+        super().__init__(
+            name,
+            [sys.executable, "-m", module, "--port", str(self.port), *options],
+            child_env({}),
+            log_dir,
+            ready_url=f"{self.url}/_fake/stats",
+            ready_needs_ok=False,
+            ready_within=15.0,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stats(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.get(f"{self.url}/_fake/stats")
+            response.raise_for_status()
+            stats: dict[str, Any] = response.json()
+            return stats
+
+    async def configure(self, **changes: Any) -> None:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.post(f"{self.url}/_fake/config", json=changes)
+            response.raise_for_status()
+
+
 class Fleet:
     """The child processes of one scenario; `close()` stops whatever is still running."""
 
@@ -89,9 +127,7 @@ class Fleet:
             f"fake-anthropic-{len(self.providers) + 1}", "worker.testing.fake_anthropic", list(options), self.log_dir
         )
         self.providers.append(fake)
-        fake.start()
-        await fake.wait_ready()
-        return fake
+        return await fake.start()
 
     def worker_settings(self, provider: FakeProviderProcess, **settings: str) -> dict[str, str]:
         """The environment of a replica: the suite's defaults, then `settings` (contract variable names)."""
@@ -102,30 +138,30 @@ class Fleet:
             "WORKER_CONCURRENCY": "32",
             "WORKER_ACK_WAIT_SECS": "5",
             "WORKER_SHUTDOWN_GRACE_SECS": "10",
-            "WORKER_LOG_FORMAT": "json",
             **settings,
         }
 
-    async def worker(self, provider: FakeProviderProcess, *, ready: bool = True, **settings: str) -> WorkerProcess:
+    def _replica(self, provider: FakeProviderProcess, settings: dict[str, str]) -> WorkerProcess:
         replica = WorkerProcess(
             f"replica-{len(self.workers) + 1}", self.worker_settings(provider, **settings), self.log_dir
         )
         self.workers.append(replica)
-        replica.start()
-        if ready:
-            await replica.wait_ready()
         return replica
+
+    async def worker(self, provider: FakeProviderProcess, **settings: str) -> WorkerProcess:
+        return await self._replica(provider, settings).start()
 
     async def replicas(self, provider: FakeProviderProcess, count: int, **settings: str) -> list[WorkerProcess]:
         """`count` replicas started together (they race to create the topology, as a deployment's would)."""
-        started = [await self.worker(provider, ready=False, **settings) for _ in range(count)]
-        await asyncio.gather(*(replica.wait_ready() for replica in started))
-        return started
+        made = [self._replica(provider, settings) for _ in range(count)]
+        return list(await asyncio.gather(*(replica.start() for replica in made)))
 
     def close(self) -> None:
         children = [*self.workers, *self.providers]
+        # Every child is signalled first, then waited for: they shut down together.
         for child in children:
-            child.terminate()
+            if child.alive:
+                child.signal()
         for child in children:
             child.stop()
 

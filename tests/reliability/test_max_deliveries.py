@@ -16,9 +16,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from tests.reliability.harness import Fleet, Run, nats_client, volume
+from tests.reliability.harness import FakeProviderProcess, Fleet, Run, nats_client, volume
 from tests.reliability.ledger import JOBS_STREAM, settle, wait_until
-from tests.reliability.processes import FakeProviderProcess
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
 

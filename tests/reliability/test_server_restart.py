@@ -73,7 +73,7 @@ async def test_sigterm_while_the_nats_server_is_down(
         await wait_until(calls_in_flight, within=30, what="provider calls in flight")
         await asyncio.to_thread(nats_server.stop)
         victim.signal(signal.SIGTERM)
-        code = await victim.wait_exit(within=30)
+        code = await victim.wait(within=30)
         await asyncio.to_thread(nats_server.start)
         await fleet.replicas(provider, 1)
         await settle(js, outcomes=jobs, within=120)

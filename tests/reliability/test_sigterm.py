@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.processes import WorkerProcess
 from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import settle, wait_until
-from tests.reliability.processes import WorkerProcess
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
 
@@ -52,7 +52,7 @@ async def test_sigterm_with_jobs_in_flight(
         busy = await in_flight(victim)
         signalled = time.monotonic()
         victim.signal(signal.SIGTERM)
-        code = await victim.wait_exit(within=grace_secs + 30)
+        code = await victim.wait(within=grace_secs + 30)
         exit_secs = time.monotonic() - signalled
         await settle(js, outcomes=JOBS, within=120 + JOBS * job_secs / 32)
         figures, ledger = await run.finish(
