@@ -3,8 +3,8 @@ back; when it never comes back, each job ends with one `failed` result after its
 
 The default `RetryPolicy` (settings `WORKER_RETRY_*` and `WORKER_REDELIVERY_*`) bounds one delivery to 5
 calls with full-jitter waits of at most 0.5 + 1 + 2 + 4 s, then hands the job back with a 5 s redelivery
-delay, doubling up to 120 s. The default outage (10 s) outlasts one delivery's retries, so every job must wait at least once;
-soak uses the issue's 60 s. `timeoutSecs` (30) is well above a delivery's retries, so no job ends
+delay, doubling up to 120 s. The default outage (10 s) outlasts one delivery's retries, so every job must
+wait at least once; soak uses the issue's 60 s. `timeoutSecs` (30) is well above a delivery's retries, so no job ends
 `timed_out`. `WORKER_MAX_DELIVER=2` makes "stays down" end after one nak.
 """
 
