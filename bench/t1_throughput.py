@@ -89,7 +89,8 @@ async def run(context: Context) -> list[Row]:
     detail = (
         f"worker {worker.rate:,.0f} jobs/s vs bare loop {bare.rate:,.0f} jobs/s; CPU per job: worker "
         f"{worker.cpu_us:,.0f} µs + nats-server {worker.server_cpu_us:,.0f} µs, bare {bare.cpu_us:,.0f} µs + "
-        f"{bare.server_cpu_us:,.0f} µs ({scale.t1_jobs:,} jobs, concurrency {scale.t1_concurrency}, "
+        f"{bare.server_cpu_us:,.0f} µs, so by CPU the worker does {100.0 * bare.cpu_us / worker.cpu_us:.0f}% of the "
+        f"bare loop's jobs per core-second ({scale.t1_jobs:,} jobs, concurrency {scale.t1_concurrency}, "
         f"median of {scale.trials})"
     )
     return [THROUGHPUT.measured(100.0 * worker.rate / bare.rate, detail)]
