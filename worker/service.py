@@ -22,6 +22,7 @@ from worker.jetstream.advisories import MaxDeliveries
 from worker.jetstream.connection import connect
 from worker.jetstream.consumer import JobConsumer
 from worker.jetstream.deadletter import DeadLetters
+from worker.jetstream.handling import JobHandling
 from worker.jetstream.recorder import Recorder
 from worker.jetstream.results import ResultStore
 from worker.jetstream.topology import ensure_topology
@@ -99,29 +100,20 @@ class Worker:
         pipeline = Pipeline(catalog=self.catalog, providers=self._providers, worker_id=self.worker_id, retry=self.retry)
         store = ResultStore(self._nc, stream=settings.results_stream, allow_direct=topology.results_allow_direct)
         recorder = Recorder(self._nc, store, metrics=self.metrics, catalog=self.catalog)
-        dead_letters = DeadLetters(self._nc)
+        handling = JobHandling(
+            door=door, pipeline=pipeline, recorder=recorder, dead_letters=DeadLetters(self._nc), metrics=self.metrics
+        )
         self._advisories = MaxDeliveries(
             js,
             jobs_stream=settings.jobs_stream,
             advisories_stream=settings.advisories_stream,
             consumer=topology.advisory_consumer,
-            door=door,
-            pipeline=pipeline,
-            recorder=recorder,
-            dead_letters=dead_letters,
-            metrics=self.metrics,
+            handling=handling,
         )
         await self._advisories.start()
         self._subscription = await js.pull_subscribe_bind(consumer=settings.consumer, stream=settings.jobs_stream)
         self._consumer = JobConsumer(
-            self._subscription,
-            consumer=topology.consumer,
-            concurrency=settings.concurrency,
-            door=door,
-            pipeline=pipeline,
-            recorder=recorder,
-            dead_letters=dead_letters,
-            metrics=self.metrics,
+            self._subscription, consumer=topology.consumer, concurrency=settings.concurrency, handling=handling
         )
         self._consumer.start()
         if settings.http_port:

@@ -26,6 +26,7 @@ from worker.door import Door
 from worker.embedded import NatsServer
 from worker.jetstream.advisories import MaxDeliveries
 from worker.jetstream.deadletter import DeadLetters
+from worker.jetstream.handling import JobHandling
 from worker.jetstream.recorder import Recorder
 from worker.jetstream.results import ResultStore
 from worker.jetstream.topology import advisory_consumer_config, ensure_topology, max_deliveries_subject
@@ -144,11 +145,13 @@ def _handler(client: Client, settings: Settings) -> MaxDeliveries:
         jobs_stream=settings.jobs_stream,
         advisories_stream=settings.advisories_stream,
         consumer=advisory_consumer_config(settings),
-        door=Door(),
-        pipeline=Pipeline(catalog=catalog, providers={"anthropic": FakeProvider()}, worker_id="worker-test-2"),
-        recorder=Recorder(client, store, metrics=metrics, catalog=catalog),
-        dead_letters=DeadLetters(client),
-        metrics=metrics,
+        handling=JobHandling(
+            door=Door(),
+            pipeline=Pipeline(catalog=catalog, providers={"anthropic": FakeProvider()}, worker_id="worker-test-2"),
+            recorder=Recorder(client, store, metrics=metrics, catalog=catalog),
+            dead_letters=DeadLetters(client),
+            metrics=metrics,
+        ),
     )
 
 

@@ -26,14 +26,11 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 from nats.js.errors import APIError, NotFoundError
 
-from worker.door import DeadLetter, Door
+from worker.door import DeadLetter
 from worker.errors import DlqReason
-from worker.jetstream.deadletter import DeadLetters
+from worker.jetstream.handling import JobHandling
 from worker.jetstream.persist import through_outages
 from worker.jetstream.pull import pull
-from worker.jetstream.recorder import Recorder
-from worker.metrics import Metrics
-from worker.pipeline import Pipeline
 
 __all__ = ["MaxDeliveries"]
 
@@ -53,22 +50,14 @@ class MaxDeliveries:
         jobs_stream: str,
         advisories_stream: str,
         consumer: ConsumerConfig,
-        door: Door,
-        pipeline: Pipeline,
-        recorder: Recorder,
-        dead_letters: DeadLetters,
-        metrics: Metrics,
+        handling: JobHandling,
     ) -> None:
         self._js = js
         self._stream = jobs_stream
         self._advisories_stream = advisories_stream
         # The advisory consumer as the server has it: its max_deliver says when an advisory is given up.
         self._consumer = consumer
-        self._door = door
-        self._pipeline = pipeline
-        self._recorder = recorder
-        self._dead_letters = dead_letters
-        self._metrics = metrics
+        self._handling = handling
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -138,24 +127,26 @@ class MaxDeliveries:
             return  # already gone: acked or deleted meanwhile
         body = job.data or b""
         subject = job.subject or ""
-        verdict = self._door.open(body, job.headers)
+        verdict = self._handling.door.open(body, job.headers)
         ref = None if isinstance(verdict, DeadLetter) else verdict.ref
         bound = log.bind(streamSeq=stream_seq, runId=ref.run_id if ref else None, attempt=deliveries)
-        if ref is not None and await self._recorder.store.lookup(ref.run_id) is not None:
+        if ref is not None and await self._handling.recorder.store.lookup(ref.run_id) is not None:
             bound.info("undelivered_job_has_result")
         else:
             reason = DlqReason.MAX_DELIVERIES_EXCEEDED
             detail = f"The job was delivered {deliveries} times without producing a result."
             await through_outages(
-                lambda: self._dead_letters.send(
+                lambda: self._handling.dead_letters.send(
                     body, reason=reason, detail=detail, subject=subject, stream_seq=stream_seq
                 ),
                 what="dead letter",
             )
-            self._metrics.dead_letters.labels(reason=reason.value).inc()
+            self._handling.metrics.dead_letters.labels(reason=reason.value).inc()
             bound.warning("job_dead_lettered", reason=reason.value, detail=detail)
             if ref is not None:
-                await self._recorder.record(ref, self._pipeline.undeliverable(ref, attempt=deliveries))
+                await self._handling.recorder.record(
+                    ref, self._handling.pipeline.undeliverable(ref, attempt=deliveries)
+                )
         try:
             await self._js.delete_msg(self._stream, stream_seq)
         except APIError as exc:

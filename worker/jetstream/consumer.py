@@ -17,14 +17,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
-from worker.door import DeadLetter, Door
-from worker.jetstream.deadletter import DeadLetters
+from worker.door import DeadLetter
+from worker.jetstream.handling import JobHandling
 from worker.jetstream.persist import through_outages
 from worker.jetstream.pull import FETCH_TIMEOUT_SECS, pull
-from worker.jetstream.recorder import Recorder
 from worker.logging import bind_job
-from worker.metrics import Metrics
-from worker.pipeline import Pipeline, Retry
+from worker.pipeline import Retry
 
 __all__ = ["JobConsumer"]
 
@@ -38,25 +36,17 @@ class JobConsumer:
         *,
         consumer: ConsumerConfig,
         concurrency: int,
-        door: Door,
-        pipeline: Pipeline,
-        recorder: Recorder,
-        dead_letters: DeadLetters,
-        metrics: Metrics,
+        handling: JobHandling,
     ) -> None:
         self._subscription = subscription
         self._concurrency = concurrency
         # The consumer as the server has it: another replica may have created it with other settings.
         self._max_deliver = consumer.max_deliver if consumer.max_deliver and consumer.max_deliver > 0 else None
         self._heartbeat_secs = (consumer.ack_wait or 30.0) / 3
-        self._door = door
-        self._pipeline = pipeline
-        self._recorder = recorder
-        self._dead_letters = dead_letters
-        self._metrics = metrics
+        self._handling = handling
         self._jobs: set[asyncio.Task[None]] = set()
         # Read when scraped rather than counted up and down on every job.
-        metrics.in_flight.set_function(lambda: len(self._jobs))
+        handling.metrics.in_flight.set_function(lambda: len(self._jobs))
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -128,21 +118,23 @@ class JobConsumer:
         except Exception:
             # A bug, not a provider error: retry later, and the max-deliveries path ends it if it persists.
             log.exception("job_crashed")
-            await _hand_back(message, delay=self._pipeline.retry.redelivery_delay(_attempt(message.metadata)))
+            retry = self._handling.pipeline.retry
+            await _hand_back(message, delay=retry.redelivery_delay(_attempt(message.metadata)))
         finally:
             keep_alive.cancel()
 
     async def _process(self, message: Msg, received: float) -> None:
+        handling, metrics = self._handling, self._handling.metrics
         metadata = message.metadata  # parsed from the reply subject on every access
         attempt = _attempt(metadata)
         stream_seq = metadata.sequence.stream
         if attempt > 1:
-            self._metrics.redeliveries.inc()
-        verdict = self._door.open(message.data, message.headers)
+            metrics.redeliveries.inc()
+        verdict = handling.door.open(message.data, message.headers)
         if isinstance(verdict, DeadLetter):
             bind_job(attempt=attempt, streamSeq=stream_seq)
             await through_outages(
-                lambda: self._dead_letters.send(
+                lambda: handling.dead_letters.send(
                     message.data,
                     reason=verdict.reason,
                     detail=verdict.detail,
@@ -152,7 +144,7 @@ class JobConsumer:
                 what="dead letter",
             )
             await message.term()
-            self._metrics.dead_letters.labels(reason=verdict.reason.value).inc()
+            metrics.dead_letters.labels(reason=verdict.reason.value).inc()
             log.warning("job_dead_lettered", reason=verdict.reason.value, detail=verdict.detail)
             return
         ref = verdict.ref
@@ -164,22 +156,22 @@ class JobConsumer:
             tier=ref.tier,
             model=ref.requested_model,
         )
-        stored = await through_outages(lambda: self._recorder.store.lookup(ref.run_id), what="result lookup")
+        stored = await through_outages(lambda: handling.recorder.store.lookup(ref.run_id), what="result lookup")
         if stored is not None:
-            self._metrics.duplicates.inc()
+            metrics.duplicates.inc()
             log.info("job_already_has_result")
-            await self._recorder.reply(ref, stored)
+            await handling.recorder.reply(ref, stored)
             await _ack(message)
             return
         final = self._max_deliver is not None and attempt >= self._max_deliver
-        outcome = await self._pipeline.run(verdict, attempt=attempt, final=final)
+        outcome = await handling.pipeline.run(verdict, attempt=attempt, final=final)
         if isinstance(outcome, Retry):
             await message.nak(delay=outcome.delay)
-            self._metrics.naks.labels(code=outcome.error.code.value).inc()
+            metrics.naks.labels(code=outcome.error.code.value).inc()
             log.info("job_retry_later", code=outcome.error.code.value, delay_secs=outcome.delay)
             return
-        await self._recorder.record(ref, outcome)
-        self._metrics.child(self._metrics.job_duration, outcome.status).observe(time.monotonic() - received)
+        await handling.recorder.record(ref, outcome)
+        metrics.child(metrics.job_duration, outcome.status).observe(time.monotonic() - received)
         await _ack(message)
 
 
