@@ -29,7 +29,7 @@ class Scale:
 
 
 FULL = Scale(
-    trials=3,
+    trials=5,
     t1_jobs=20_000,
     t1_concurrency=256,
     t2_jobs=2_000,
