@@ -152,32 +152,34 @@ async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
         async with _worker_process(secured_nats, identities, anthropic.url, "doomed", tmp_path, **short) as doomed:
             await api.nc.jetstream().publish(JOB_SUBJECT, body)
             await asyncio.wait_for(anthropic.wait_until(lambda stats: stats.in_flight == 1), EVENT_TIMEOUT_SECS)
-            async with _worker_process(secured_nats, identities, anthropic.url, "survivor", tmp_path, **short):
-                doomed.kill()
+            # Killed at once, long before its in_progress beats could fall behind the one-second ack_wait on a
+            # busy machine: the job's deliveries then run out while no replica runs, and the server's advisory
+            # waits in the advisories stream for the next replica.
+            doomed.kill()
+        async with _worker_process(secured_nats, identities, anthropic.url, "survivor", tmp_path, **short):
+            failed = await _next(replies)
+            assert (failed["runId"], failed["status"]) == ("run-lost", "failed")
+            assert failed["error"]["code"] == "max_deliveries_exceeded"
+            dead = await admin.nc.jetstream().pull_subscribe(DLQ_SUBJECT, durable="audit", stream=DLQ_STREAM)
+            (letter,) = await dead.fetch(1, timeout=EVENT_TIMEOUT_SECS)
+            assert letter.data == body
+            assert letter.headers is not None
+            assert letter.headers["Maschina-Dlq-Reason"] == "max_deliveries_exceeded"
+            await dead.unsubscribe()
 
-                failed = await _next(replies)
-                assert (failed["runId"], failed["status"]) == ("run-lost", "failed")
-                assert failed["error"]["code"] == "max_deliveries_exceeded"
-                dead = await admin.nc.jetstream().pull_subscribe(DLQ_SUBJECT, durable="audit", stream=DLQ_STREAM)
-                (letter,) = await dead.fetch(1, timeout=EVENT_TIMEOUT_SECS)
-                assert letter.data == body
-                assert letter.headers is not None
-                assert letter.headers["Maschina-Dlq-Reason"] == "max_deliveries_exceeded"
-                await dead.unsubscribe()
-
-                delete = await deletes.next_msg(timeout=EVENT_TIMEOUT_SECS)
+            delete = await deletes.next_msg(timeout=EVENT_TIMEOUT_SECS)
+            answer = await answers.next_msg(timeout=EVENT_TIMEOUT_SECS)
+            while answer.subject != delete.reply:
                 answer = await answers.next_msg(timeout=EVENT_TIMEOUT_SECS)
-                while answer.subject != delete.reply:
-                    answer = await answers.next_msg(timeout=EVENT_TIMEOUT_SECS)
-                assert json.loads(answer.data)["success"] is True
-                assert (await admin.nc.jetstream().stream_info(SETTINGS.jobs_stream)).state.messages == 0
-                await _advisories_acked(admin)
+            assert json.loads(answer.data)["success"] is True
+            assert (await admin.nc.jetstream().stream_info(SETTINGS.jobs_stream)).state.messages == 0
+            await _advisories_acked(admin)
 
-                # The runbook's re-publish of this dead letter (docs/operations.md): same body, original subject.
-                # One result per runId: the stored `failed` result comes back, the provider is not called again.
-                await api.nc.jetstream().publish(letter.headers["Maschina-Original-Subject"], letter.data)
-                assert (await _next(replies))["finishedAt"] == failed["finishedAt"]
-                assert anthropic.stats.calls == 1
+            # The runbook's re-publish of this dead letter (docs/operations.md): same body, original subject.
+            # One result per runId: the stored `failed` result comes back, the provider is not called again.
+            await api.nc.jetstream().publish(letter.headers["Maschina-Original-Subject"], letter.data)
+            assert (await _next(replies))["finishedAt"] == failed["finishedAt"]
+            assert anthropic.stats.calls == 1
 
     log = secured_nats.log_path.read_text()
     assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
