@@ -127,26 +127,25 @@ class MaxDeliveries:
             return  # already gone: acked or deleted meanwhile
         body = job.data or b""
         subject = job.subject or ""
-        verdict = self._handling.door.open(body, job.headers)
+        handling = self._handling
+        verdict = handling.door.open(body, job.headers)
         ref = None if isinstance(verdict, DeadLetter) else verdict.ref
         bound = log.bind(streamSeq=stream_seq, runId=ref.run_id if ref else None, attempt=deliveries)
-        if ref is not None and await self._handling.recorder.store.lookup(ref.run_id) is not None:
+        if ref is not None and await handling.recorder.store.lookup(ref.run_id) is not None:
             bound.info("undelivered_job_has_result")
         else:
             reason = DlqReason.MAX_DELIVERIES_EXCEEDED
             detail = f"The job was delivered {deliveries} times without producing a result."
             await through_outages(
-                lambda: self._handling.dead_letters.send(
+                lambda: handling.dead_letters.send(
                     body, reason=reason, detail=detail, subject=subject, stream_seq=stream_seq
                 ),
                 what="dead letter",
             )
-            self._handling.metrics.dead_letters.labels(reason=reason.value).inc()
+            handling.metrics.dead_letters.labels(reason=reason.value).inc()
             bound.warning("job_dead_lettered", reason=reason.value, detail=detail)
             if ref is not None:
-                await self._handling.recorder.record(
-                    ref, self._handling.pipeline.undeliverable(ref, attempt=deliveries)
-                )
+                await handling.recorder.record(ref, handling.pipeline.undeliverable(ref, attempt=deliveries))
         try:
             await self._js.delete_msg(self._stream, stream_seq)
         except APIError as exc:
