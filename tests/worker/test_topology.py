@@ -33,8 +33,10 @@ async def test_many_replicas_starting_at_once_create_one_topology(nats_server: N
     assert all(t.consumer.max_deliver == 3 for t in topologies)
     assert jobs.config.retention == RetentionPolicy.WORK_QUEUE
     assert jobs.config.subjects == ["maschina.jobs.>"]
+    assert jobs.config.duplicate_window == 120
     assert results.config.retention == RetentionPolicy.LIMITS
     assert results.config.duplicate_window >= 7200
+    assert results.config.allow_direct
     assert dlq.config.subjects == ["maschina.dlq.agent.execute"]
     assert dlq.config.max_age == 30 * 24 * 3600
     assert consumer.config.ack_policy == AckPolicy.EXPLICIT
@@ -65,3 +67,29 @@ async def test_existing_consumer_is_used_as_it_is_and_the_difference_logged(
     assert {"ack_wait", "max_deliver"} <= set(warning["differences"])
     stream_warnings = [event for event in logs if event["event"] == "existing_stream_differs"]
     assert stream_warnings == []  # the stream was made as we would have made it
+
+
+async def test_existing_streams_lacking_what_an_api_relies_on_are_named_at_start_up(
+    start_worker: StartWorker, client: Client
+) -> None:
+    """An ops-made jobs stream with a short duplicate window and a results stream without direct get: both named."""
+    js = client.jetstream()
+    await js.add_stream(
+        name="MASCHINA_JOBS", subjects=["maschina.jobs.>"], retention=RetentionPolicy.WORK_QUEUE, duplicate_window=10
+    )
+    await js.add_stream(name="MASCHINA_RESULTS", subjects=["maschina.results.>"], duplicate_window=7200)
+
+    with capture_logs() as logs:
+        await start_worker()
+
+    warnings = {event["event"]: event for event in logs if event["log_level"] == "warning"}
+    assert warnings["jobs_duplicate_window_short"]["stream"] == "MASCHINA_JOBS"
+    assert (
+        warnings["jobs_duplicate_window_short"]["duplicate_window"],
+        warnings["jobs_duplicate_window_short"]["wanted"],
+    ) == (10, 120)
+    assert warnings["results_allow_direct_off"]["stream"] == "MASCHINA_RESULTS"
+    assert "results_duplicate_window_short" not in warnings
+    # Used as they are, never rewritten.
+    assert (await js.stream_info("MASCHINA_JOBS")).config.duplicate_window == 10
+    assert not (await js.stream_info("MASCHINA_RESULTS")).config.allow_direct

@@ -46,6 +46,10 @@ log = structlog.get_logger(__name__)
 RESULTS_SUBJECT_PREFIX = "maschina.results.agent.execute."
 DLQ_STREAM = "MASCHINA_DLQ"
 DLQ_SUBJECT = "maschina.dlq.agent.execute"
+# How long the jobs stream drops a re-publish with the same Nats-Msg-Id (the run id): the server's own default,
+# stated so that an API's publish retry is known to be covered and an existing stream with less is reported.
+# A re-publish after it is harmless: the worker answers it from the stored result.
+_JOBS_DUPLICATE_WINDOW_SECS = 2 * 60
 _DUPLICATE_WINDOW_SECS = 2 * 3600
 _DLQ_MAX_AGE_SECS = 30 * 24 * 3600
 # Handled advisories are acked and kept this long, for looking back at what ran out of deliveries.
@@ -84,6 +88,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             subjects=["maschina.jobs.>"],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            duplicate_window=_JOBS_DUPLICATE_WINDOW_SECS,
         ),
         StreamConfig(
             name=settings.results_stream,
@@ -141,11 +146,9 @@ def advisory_consumer_config(settings: Settings) -> ConsumerConfig:
 
 
 async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
-    infos = [await _ensure_stream(js, config) for config in stream_configs(settings)]
-    results = next(info for info in infos if info.config.name == settings.results_stream)
-    window = results.config.duplicate_window or 0
-    if window < _DUPLICATE_WINDOW_SECS:
-        log.warning("results_duplicate_window_short", stream=settings.results_stream, duplicate_window=window)
+    infos = {info.config.name: info for info in [await _ensure_stream(js, c) for c in stream_configs(settings)]}
+    results = infos[settings.results_stream]
+    _warn_if_lacking(infos[settings.jobs_stream].config, results.config)
     consumer = await _ensure_consumer(js, settings.jobs_stream, consumer_config(settings))
     pending = consumer.config.max_ack_pending
     if pending is not None and 0 < pending < settings.concurrency:
@@ -202,6 +205,33 @@ async def _create_consumer(js: JetStreamContext, stream: str, wanted: ConsumerCo
     response = await js._jsm._api_request(subject, json.dumps(request).encode(), timeout=js._timeout)
     info: ConsumerInfo = ConsumerInfo.from_response(response)
     return info
+
+
+def _warn_if_lacking(jobs: StreamConfig, results: StreamConfig) -> None:
+    """Name the existing stream settings that the API and the worker rely on, when a stream lacks them."""
+    jobs_window = jobs.duplicate_window or 0
+    if jobs_window < _JOBS_DUPLICATE_WINDOW_SECS:
+        log.warning(
+            "jobs_duplicate_window_short",
+            stream=jobs.name,
+            duplicate_window=jobs_window,
+            wanted=_JOBS_DUPLICATE_WINDOW_SECS,
+            why="a job re-published with the same Nats-Msg-Id after this window is stored again",
+        )
+    results_window = results.duplicate_window or 0
+    if results_window < _DUPLICATE_WINDOW_SECS:
+        log.warning(
+            "results_duplicate_window_short",
+            stream=results.name,
+            duplicate_window=results_window,
+            wanted=_DUPLICATE_WINDOW_SECS,
+        )
+    if not results.allow_direct:
+        log.warning(
+            "results_allow_direct_off",
+            stream=results.name,
+            why="callers cannot read a run's result with a direct get, and the worker looks results up more slowly",
+        )
 
 
 def _warn_if_differs(kind: str, name: str, wanted: _Config, actual: _Config) -> None:
