@@ -24,7 +24,7 @@ __all__ = ["CatalogError", "Fault", "default_catalog", "load_catalog", "parse_ca
 
 _DEFAULT_SOURCE = "catalog/default.toml (built in)"
 
-_TIER_KEYS = ("rank", "default_model")
+_TIER_KEYS = ("rank", "default_model", "monthly_quota")
 _MODEL_KEYS = ("id", "display_name", "provider", "min_tier", "multiplier", "output_cap")
 _TIER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _MODEL_ID = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}")
@@ -292,7 +292,9 @@ class _Reader:
             self._unknown_keys(body, _TIER_KEYS, entry, place)
             rank = self._whole(body, "rank", entry, place, least=0)
             default_model = self._text(body, "default_model", entry, place)
-            tiers.append(_TierEntry(name, rank, default_model, place))
+            # Optional: a tier without one is unlimited.
+            quota = self._whole(body, "monthly_quota", entry, place, least=0) if "monthly_quota" in body else None
+            tiers.append(_TierEntry(name, rank, default_model, place, quota))
         return tiers
 
     # -- models --------------------------------------------------------------------------------------------
@@ -413,12 +415,13 @@ class _TierEntry:
     rank: int | None
     default_model: str | None
     place: _Place
+    monthly_quota: int | None = None
 
     def spec(self) -> TierSpec:
         # Called only once the file is fault-free, when every key has been read.
         assert self.rank is not None
         assert self.default_model is not None
-        return TierSpec(self.name, self.rank, self.default_model)
+        return TierSpec(self.name, self.rank, self.default_model, self.monthly_quota)
 
 
 def _multiplier_problem(value: object) -> str | None:

@@ -21,6 +21,8 @@ class TierSpec:
     name: str
     rank: int
     default_model: str
+    monthly_quota: int | None = None
+    """Billed tokens a user of this tier may spend in a calendar month (UTC); None is unlimited (contract 9)."""
 
 
 @dataclass(frozen=True, slots=True)

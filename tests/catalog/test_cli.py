@@ -22,8 +22,9 @@ def test_prints_tiers_models_and_the_matrix(capsys: pytest.CaptureFixture[str]) 
     lines = out.splitlines()
     assert lines[0] == "Catalog catalog/default.toml (built in): 7 tiers, 6 models"
     for expected in [
-        "  m10            3  claude-opus-4-6",
-        "  internal       5  claude-opus-4-6",
+        "  access         0  ollama/llama3.2                        0",
+        "  m10            3  claude-opus-4-6               10,000,000",
+        "  internal       5  claude-opus-4-6                unlimited",
         "  claude-opus-4-6            Claude Opus        anthropic  m10               15       16384",
         "  ollama/mistral             Mistral (local)    ollama     access             0       16384",
         "  model \\ tier               access  m1    m5    m10   teams  enterprise  internal",
@@ -33,14 +34,28 @@ def test_prints_tiers_models_and_the_matrix(capsys: pytest.CaptureFixture[str]) 
         "  ollama/llama3.2            yes*    yes   yes   yes   yes    yes         yes",
     ]:
         assert expected in lines
-    tier_rows = [line.split()[0] for line in lines if re.match(r"  \S+ +\d+  \S+$", line)]
+    tier_rows = [line.split()[0] for line in lines if re.match(r"  \S+ +\d+  \S+ +(unlimited|[\d,]+)$", line)]
     assert tier_rows == ["access", "m1", "m5", "m10", "teams", "enterprise", "internal"]
 
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["catalog", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert document["tiers"][2] == {"name": "m5", "rank": 2, "defaultModel": "claude-sonnet-4-6"}
+    assert document["tiers"][2] == {
+        "name": "m5",
+        "rank": 2,
+        "defaultModel": "claude-sonnet-4-6",
+        "monthlyQuota": 2_000_000,
+    }
+    assert [tier["monthlyQuota"] for tier in document["tiers"]] == [
+        0,
+        500_000,
+        2_000_000,
+        10_000_000,
+        50_000_000,
+        None,
+        None,
+    ]
     assert document["models"][2] == {
         "id": "claude-opus-4-6",
         "displayName": "Claude Opus",

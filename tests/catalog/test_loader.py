@@ -27,6 +27,16 @@ CONTRACT_TIERS = [
     ("enterprise", 5, "claude-opus-4-6"),
     ("internal", 5, "claude-opus-4-6"),
 ]
+# Monthly quotas of billed tokens (contract sections 3 and 9); None is unlimited.
+CONTRACT_QUOTAS = {
+    "access": 0,
+    "m1": 500_000,
+    "m5": 2_000_000,
+    "m10": 10_000_000,
+    "teams": 50_000_000,
+    "enterprise": None,
+    "internal": None,
+}
 CONTRACT_MODELS = [
     ("claude-haiku-4-5-20251001", "Claude Haiku", "anthropic", "m1", "1"),
     ("claude-sonnet-4-6", "Claude Sonnet", "anthropic", "m5", "3"),
@@ -41,6 +51,7 @@ def test_default_catalog_is_the_contract_table() -> None:
     catalog = default_catalog()
     assert [(t.name, t.rank, t.default_model) for t in catalog.tiers_by_rank()] == CONTRACT_TIERS
     assert list(catalog.tiers) == [name for name, _, _ in CONTRACT_TIERS]
+    assert {t.name: t.monthly_quota for t in catalog.tiers.values()} == CONTRACT_QUOTAS
     assert [
         (m.id, m.display_name, m.provider, m.min_tier, str(m.multiplier), m.output_cap) for m in catalog.models.values()
     ] == [(*row, 16_384) for row in CONTRACT_MODELS]
@@ -83,6 +94,14 @@ def test_a_valid_ops_catalog() -> None:
         },
         source=SOURCE,
     )
+
+
+def test_a_monthly_quota_is_optional_and_absent_means_unlimited() -> None:
+    catalog = parse_catalog(edit(BASE, "rank = 1\n", "rank = 1\nmonthly_quota = 1_500\n"), SOURCE)
+    assert catalog.tiers["pro"].monthly_quota == 1500
+    assert catalog.tiers["free"].monthly_quota is None
+    zero = parse_catalog(edit(BASE, "rank = 0\n", "rank = 0\nmonthly_quota = 0\n"), SOURCE)
+    assert zero.tiers["free"].monthly_quota == 0
 
 
 @pytest.mark.parametrize(
@@ -152,11 +171,32 @@ CASES = [
     Case("boolean rank", edit(BASE, "rank = 1", "rank = true"), 6, "tier 'pro'", ("whole number", "boolean true")),
     Case("missing rank", edit(BASE, "rank = 1\n", ""), 5, "tier 'pro'", ("missing key 'rank'",)),
     Case(
+        "negative monthly quota",
+        edit(BASE, "rank = 1\n", "rank = 1\nmonthly_quota = -5\n"),
+        7,
+        "tier 'pro'",
+        ("monthly_quota is -5; it must be 0 or more",),
+    ),
+    Case(
+        "float monthly quota",
+        edit(BASE, "rank = 1\n", "rank = 1\nmonthly_quota = 1e6\n"),
+        7,
+        "tier 'pro'",
+        ("monthly_quota must be a whole number", "float 1000000.0"),
+    ),
+    Case(
+        "string monthly quota",
+        edit(BASE, "rank = 1\n", 'rank = 1\nmonthly_quota = "unlimited"\n'),
+        7,
+        "tier 'pro'",
+        ("monthly_quota must be a whole number", "string 'unlimited'"),
+    ),
+    Case(
         "unknown tier key",
         edit(BASE, "rank = 1\n", 'rank = 1\ncolour = "red"\n'),
         7,
         "tier 'pro'",
-        ("unknown key 'colour'", "rank, default_model"),
+        ("unknown key 'colour'", "rank, default_model, monthly_quota"),
     ),
     Case(
         "default model not in the catalog",

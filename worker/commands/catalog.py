@@ -10,7 +10,7 @@ from pathlib import Path
 
 from catalog import Catalog, CatalogError, default_catalog, load_catalog, multiplier_text
 
-__all__ = ["add_arguments", "render_json", "render_text", "run"]
+__all__ = ["add_arguments", "quota_text", "render_json", "render_text", "run"]
 
 _ALLOWED, _DEFAULT, _REFUSED = "yes", "yes*", "-"
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 def render_text(catalog: Catalog) -> str:
     tiers = catalog.tiers_by_rank()
     models = list(catalog.models.values())
-    tier_rows = [[tier.name, str(tier.rank), tier.default_model] for tier in tiers]
+    tier_rows = [[tier.name, str(tier.rank), tier.default_model, quota_text(tier.monthly_quota)] for tier in tiers]
     model_rows = [
         [
             model.id,
@@ -61,7 +61,8 @@ def render_text(catalog: Catalog) -> str:
     ]
     sections = [
         f"Catalog {catalog.source}: {len(tiers)} tiers, {len(models)} models",
-        "Tiers, lowest first\n" + _table(["tier", "rank", "default model"], tier_rows, numeric={1}),
+        "Tiers, lowest first (monthly quota: billed tokens per user and month, enforced with WORKER_QUOTAS=on)\n"
+        + _table(["tier", "rank", "default model", "monthly quota"], tier_rows, numeric={1, 3}),
         "Models (billed tokens = ceil(raw tokens * multiplier))\n"
         + _table(
             ["model", "display name", "provider", "min tier", "multiplier", "output cap"], model_rows, numeric={4, 5}
@@ -76,7 +77,16 @@ def render_json(catalog: Catalog) -> str:
     tiers = catalog.tiers_by_rank()
     document = {
         "source": catalog.source,
-        "tiers": [{"name": tier.name, "rank": tier.rank, "defaultModel": tier.default_model} for tier in tiers],
+        "tiers": [
+            {
+                "name": tier.name,
+                "rank": tier.rank,
+                "defaultModel": tier.default_model,
+                # null: unlimited.
+                "monthlyQuota": tier.monthly_quota,
+            }
+            for tier in tiers
+        ],
         "models": [
             {
                 "id": model.id,
@@ -94,6 +104,11 @@ def render_json(catalog: Catalog) -> str:
         },
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def quota_text(quota: int | None) -> str:
+    """A monthly quota as people read it: "500,000", or "unlimited"."""
+    return "unlimited" if quota is None else f"{quota:,}"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, numeric: set[int]) -> str:
