@@ -18,8 +18,8 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check catalog worker tests bench
-	$(BIN)/ruff format --check catalog worker tests bench
+	$(BIN)/ruff check catalog worker tests bench examples/python
+	$(BIN)/ruff format --check catalog worker tests bench examples/python
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
