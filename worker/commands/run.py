@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from catalog import CatalogError
+from worker import tracing
 from worker.logging import configure_logging
 from worker.service import Worker
 from worker.settings import Settings, SettingsError
@@ -45,12 +46,20 @@ def run(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         print(f"agent-worker: bad catalog: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    try:
+        # Traces are configured by the standard OTEL_* variables only (contract section 10).
+        tracing.configure()
+    except tracing.TracingError as exc:
+        print(f"agent-worker: bad setting: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     configure_logging(settings.log_format)
     try:
         return _run_event_loop(worker.run_until_signal())
     except Exception:
         structlog.get_logger(__name__).exception("worker_failed")
         return 1
+    finally:
+        tracing.shutdown()  # exports the spans still buffered
 
 
 def _run_event_loop(main: Coroutine[Any, Any, int]) -> int:

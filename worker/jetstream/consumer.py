@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
+from worker import tracing
 from worker.door import DeadLetter
 from worker.jetstream.handling import JobHandling
 from worker.jetstream.persist import through_outages
@@ -44,6 +45,7 @@ class JobConsumer:
         self._max_deliver = consumer.max_deliver if consumer.max_deliver and consumer.max_deliver > 0 else None
         self._heartbeat_secs = (consumer.ack_wait or 30.0) / 3
         self._handling = handling
+        self._name = consumer.durable_name or ""
         self._jobs: set[asyncio.Task[None]] = set()
         # Read when scraped rather than counted up and down on every job.
         handling.metrics.in_flight.set_function(lambda: len(self._jobs))
@@ -111,7 +113,8 @@ class JobConsumer:
         received = time.monotonic()
         keep_alive = _KeepAlive(message, self._heartbeat_secs)
         try:
-            await self._process(message, received)
+            with tracing.job_span(message, consumer=self._name):
+                await self._process(message, received)
         except asyncio.CancelledError:
             await _hand_back(message)
             raise
@@ -146,6 +149,8 @@ class JobConsumer:
             await message.term()
             metrics.dead_letters.labels(reason=verdict.reason.value).inc()
             log.warning("job_dead_lettered", reason=verdict.reason.value, detail=verdict.detail)
+            if tracing.enabled:
+                tracing.job_failed("dead_lettered", verdict.reason.value)
             return
         ref = verdict.ref
         bind_job(
@@ -156,7 +161,11 @@ class JobConsumer:
             tier=ref.tier,
             model=ref.requested_model,
         )
+        if tracing.enabled:
+            tracing.job_read(ref)
         stored = await through_outages(lambda: handling.recorder.store.lookup(ref.run_id), what="result lookup")
+        if tracing.enabled:
+            tracing.event("result.lookup", found=stored is not None)
         if stored is not None:
             metrics.duplicates.inc()
             log.info("job_already_has_result")
@@ -169,6 +178,8 @@ class JobConsumer:
             await message.nak(delay=outcome.delay)
             metrics.naks.labels(code=outcome.error.code.value).inc()
             log.info("job_retry_later", code=outcome.error.code.value, delay_secs=outcome.delay)
+            if tracing.enabled:
+                tracing.job_failed("retry_later", outcome.error.code.value)
             return
         await handling.recorder.record(ref, outcome)
         metrics.child(metrics.job_duration, outcome.status).observe(time.monotonic() - received)

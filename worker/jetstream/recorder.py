@@ -7,6 +7,7 @@ import structlog
 from nats.aio.client import Client
 
 from catalog import Catalog
+from worker import tracing
 from worker.jetstream.persist import through_outages
 from worker.jetstream.results import ResultStore
 from worker.job import RunRef
@@ -28,25 +29,41 @@ class Recorder:
         self._catalog = catalog
 
     async def record(self, ref: RunRef, result: RunResult) -> bytes:
-        """Store `result` unless the run already has a record; reply with whichever record is stored."""
-        stored = await through_outages(lambda: self.store.store(result), what="result")
+        """Store `result` unless the run already has a record; reply with whichever record is stored.
+
+        With traces on, the record and the reply copy carry the job span's `traceparent` (contract section 10).
+        """
+        headers = None
+        if tracing.enabled:
+            tracing.job_result(result)
+            headers = tracing.trace_headers()
+        stored = await through_outages(lambda: self.store.store(result, headers=headers), what="result")
+        if tracing.enabled:
+            tracing.event("result.stored", fresh=stored.fresh)
         if stored.fresh:
             self._count(result)
             log.info("result_stored", status=result.status, billed_tokens=result.billing.billed_tokens)
         else:
             self._metrics.duplicates.inc()
             log.info("result_already_stored")
-        await self.reply(ref, stored.body)
+        await self._reply(ref, stored.body, headers)
         return stored.body
 
     async def reply(self, ref: RunRef, body: bytes) -> None:
         """The caller's copy; best effort, since the stored record is what counts."""
+        if ref.reply_to is not None:
+            await self._reply(ref, body, tracing.trace_headers() if tracing.enabled else None)
+
+    async def _reply(self, ref: RunRef, body: bytes, headers: dict[str, str] | None) -> None:
         if ref.reply_to is None:
             return
         try:
-            await self._nc.publish(ref.reply_to, body)
+            await self._nc.publish(ref.reply_to, body, headers=headers)
         except nats.errors.Error as exc:
             log.warning("reply_not_sent", reply_to=ref.reply_to, error=repr(exc))
+            return
+        if tracing.enabled:
+            tracing.event("reply.sent")
 
     def _count(self, result: RunResult) -> None:
         # Label values come from the catalog only, so a flood of made-up tiers cannot explode the series.

@@ -7,6 +7,7 @@ the duplicate window. Whoever loses the race reads the winner's record back and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nats.aio.client import Client
@@ -56,9 +57,14 @@ class ResultStore:
             return None
         return message.data or None
 
-    async def store(self, result: RunResult) -> Stored:
+    async def store(self, result: RunResult, *, headers: Mapping[str, str] | None = None) -> Stored:
+        """Store `result` with `headers` (a trace context) besides the store's own; see `Stored`."""
         body = result.to_json()
-        headers = {"Nats-Msg-Id": result.run_id, "Nats-Expected-Last-Subject-Sequence": "0"}
+        headers = {
+            **(headers or {}),
+            "Nats-Msg-Id": result.run_id,
+            "Nats-Expected-Last-Subject-Sequence": "0",
+        }
         try:
             duplicate = await self._publisher.publish(
                 result_subject(result.run_id), body, stream=self._stream, headers=headers

@@ -43,6 +43,9 @@ class AnthropicProvider:
             max_retries=0,
             timeout=_TRANSPORT_TIMEOUT,
             http_client=http_client,
+            # The SDK's own span per API call would duplicate the call span that `worker.tracing` makes around
+            # every call (retries included); off, the SDK also spends nothing on spans when traces are off.
+            open_telemetry=False,
         )
         self._api_key = api_key
 

@@ -8,7 +8,7 @@ from typing import Protocol
 from catalog import Usage
 from worker.errors import ErrorCode
 
-__all__ = ["Provider", "ProviderError", "ProviderReply", "ProviderRequest"]
+__all__ = ["Provider", "ProviderError", "ProviderReply", "ProviderRequest", "model_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,13 @@ class ProviderReply:
     text: str
     stop_reason: str | None
     usage: Usage
+    model: str | None = None
+    """The model that answered, as the provider names it, when it says (traces show it; the result does not)."""
+
+
+def model_name(value: object) -> str | None:
+    """The model an answer names, when it is a plausible name (it only goes on a trace span)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 256 else None
 
 
 class ProviderError(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from catalog import Usage
-from worker.providers.base import ProviderReply
+from worker.providers.base import ProviderReply, model_name
 
 __all__ = ["MalformedAnswerError", "error_detail", "reply_from_body"]
 
@@ -46,6 +46,7 @@ def reply_from_body(body: object) -> ProviderReply:
             cache_creation_input_tokens=_token_count(usage, "cache_creation_input_tokens", required=False),
             cache_read_input_tokens=_token_count(usage, "cache_read_input_tokens", required=False),
         ),
+        model=model_name(body.get("model")),
     )
 
 

@@ -15,7 +15,7 @@ import orjson
 from httpx_aiohttp import HttpxAiohttpClient
 
 from catalog import Usage
-from worker.providers.base import ProviderError, ProviderReply, ProviderRequest
+from worker.providers.base import ProviderError, ProviderReply, ProviderRequest, model_name
 from worker.providers.classify import connection_error, status_error, unexpected_error
 
 __all__ = ["DONE_REASONS", "OllamaProvider", "ollama_base_url", "parse_chat_answer"]
@@ -123,6 +123,7 @@ def parse_chat_answer(body: bytes, *, secrets: Iterable[str | None] = ()) -> Pro
                 usage=Usage(
                     input_tokens=_count(chunk.get("prompt_eval_count")), output_tokens=_count(chunk.get("eval_count"))
                 ),
+                model=model_name(chunk.get("model")),
             )
     raise unexpected_error(_LABEL, "the answer ended before Ollama said it was done")
 

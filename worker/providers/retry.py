@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from worker import tracing
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
 
 __all__ = ["RetryPolicy", "call_with_retry"]
@@ -47,6 +48,9 @@ async def call_with_retry(
     while True:
         calls += 1
         try:
+            # Each call, first or retry, is its own span when traces are on.
+            if tracing.enabled:
+                return await tracing.provider_call(provider, request)
             return await provider.complete(request)
         except ProviderError as exc:
             if not exc.retryable or calls >= policy.max_calls:

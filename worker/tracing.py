@@ -1,0 +1,289 @@
+"""OpenTelemetry traces of each job (contract section 10): the API's trace continued to the model call and back.
+
+Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set. Off, nothing of the
+SDK is imported or built (no tracer provider, no span processor, no exporter thread) and every call site is
+one test of `enabled`; a job's headers are not even looked at. On, `configure` builds the standard SDK from
+the standard `OTEL_*` variables (service name, resource attributes, sampler, batch processor schedule, OTLP/HTTP
+exporter endpoint, headers, timeout, compression) and:
+
+- `job_span` continues the trace of a job message's `traceparent`/`tracestate` (W3C Trace Context) with one
+  CONSUMER span per delivery; a malformed `traceparent` starts a new trace, and nothing here can fail a job;
+- `provider_call` makes each model call, retries included, a CLIENT span named and attributed by the GenAI
+  semantic conventions;
+- `event` marks the short steps (result lookup, store, reply copy) on the job span: events rather than spans,
+  since a span costs several times an event and those steps are a NATS round trip or less;
+- `trace_headers` gives the job span's `traceparent` (and `tracestate`) for the result record and reply copy.
+
+The tracer provider is this module's own, not OpenTelemetry's global one: a library that creates spans through
+the global API (the anthropic SDK does, per API call) makes none that would duplicate ours. Attributes carry ids,
+names, codes and counts only, never a prompt, a message, an answer or a key (contract section 11).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from catalog import Usage
+from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+    from worker.job import RunRef
+    from worker.result import RunResult
+
+__all__ = [
+    "TracingError",
+    "configure",
+    "enabled",
+    "event",
+    "job_failed",
+    "job_read",
+    "job_result",
+    "job_span",
+    "provider_call",
+    "shutdown",
+    "trace_headers",
+]
+
+enabled = False
+"""True once `configure` has set up the SDK; every call site tests it before doing anything for traces."""
+
+_tracer: Tracer = trace.NoOpTracer()
+_provider: Any = None  # the SDK's TracerProvider, once configured
+_propagator = TraceContextTextMapPropagator()
+_NOTHING = nullcontext()
+
+_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+_SCOPE = "agent-worker"
+_DEFAULT_SERVICE_NAME = "agent-worker"
+
+
+class TracingError(ValueError):
+    """An `OTEL_*` variable asks for something this worker does not do; the text names the variable."""
+
+
+def configure(env: Mapping[str, str] | None = None) -> bool:
+    """Set up the SDK when `env` (default: the process environment) names an OTLP endpoint; True when it did.
+
+    The SDK reads the `OTEL_*` variables from the process environment itself, so `env` only decides whether
+    tracing is on; tests and the benchmark set the variables in the environment.
+    """
+    global enabled, _tracer, _provider
+    env = os.environ if env is None else env
+    if enabled or not _wanted(env):
+        return enabled
+    # Imported here so that a worker without tracing never loads the SDK or the exporter.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: _DEFAULT_SERVICE_NAME}))
+    provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER(_ARG)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # OTEL_BSP_* and OTEL_EXPORTER_OTLP_*
+    _provider = provider
+    _tracer = provider.get_tracer(_SCOPE)
+    enabled = True
+    return True
+
+
+def _wanted(env: Mapping[str, str]) -> bool:
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return False
+    if not any(env.get(name, "").strip() for name in _ENDPOINT_VARIABLES):
+        return False
+    if exporter not in ("", "otlp"):
+        raise TracingError(f"OTEL_TRACES_EXPORTER: only otlp (or none) is supported, not {exporter[:64]!r}")
+    for name in _PROTOCOL_VARIABLES:
+        protocol = env.get(name, "").strip().lower()
+        if protocol not in ("", "http/protobuf"):
+            raise TracingError(f"{name}: only http/protobuf is supported, not {protocol[:64]!r}")
+    return True
+
+
+def shutdown() -> None:
+    """Export what is still buffered and stop the exporter thread (at the end of `agent-worker run`)."""
+    global enabled, _tracer, _provider
+    provider, _provider = _provider, None
+    enabled = False
+    _tracer = trace.NoOpTracer()
+    if provider is not None:
+        provider.shutdown()
+
+
+# --- the job span -------------------------------------------------------------------------------------------
+
+
+def job_span(message: Msg, *, consumer: str) -> Any:
+    """A context manager around one delivery of a job message: the job's CONSUMER span, current inside it.
+
+    Off, a shared no-op context: the message's headers are not read.
+    """
+    if not enabled:
+        return _NOTHING
+    return _job_span(message, consumer)
+
+
+@contextmanager
+def _job_span(message: Msg, consumer: str) -> Iterator[None]:
+    span = _tracer.start_span(
+        f"process {message.subject}",
+        context=_parent(message.headers),
+        kind=SpanKind.CONSUMER,
+        attributes=_message_attributes(message, consumer),
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield
+    except BaseException as exc:
+        # The type only: an exception's text may quote anything, a job's prompt included.
+        _fail(span, type(exc).__name__)
+        raise
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
+def _parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
+    """The context of the job's `traceparent`/`tracestate`; None (a new trace) when absent or malformed."""
+    if not headers or "traceparent" not in headers:
+        return None
+    try:
+        carrier = {"traceparent": headers["traceparent"]}
+        if "tracestate" in headers:
+            carrier["tracestate"] = headers["tracestate"]
+        return _propagator.extract(carrier)
+    except Exception:
+        return None  # a header this odd is ignored like a malformed one (contract section 10)
+
+
+def _message_attributes(message: Msg, consumer: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "messaging.system": "nats",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": message.subject,
+        "messaging.consumer.group.name": consumer,
+    }
+    try:
+        metadata = message.metadata
+    except Exception:
+        return attributes
+    # JetStream's own identity of the message: its sequence in the stream (the same on every delivery).
+    attributes["messaging.message.id"] = str(metadata.sequence.stream)
+    attributes["messaging.nats.message.delivery_count"] = int(metadata.num_delivered or 1)
+    if metadata.stream:
+        attributes["messaging.nats.stream.name"] = metadata.stream
+    return attributes
+
+
+def job_read(ref: RunRef) -> None:
+    """The door has read the job: its run and tier go on the job span (call only when `enabled`)."""
+    span = trace.get_current_span()
+    span.set_attribute("maschina.run_id", ref.run_id)
+    if ref.tier is not None:
+        span.set_attribute("maschina.tier", ref.tier)
+    if ref.job_id is not None:
+        span.set_attribute("maschina.job_id", ref.job_id)
+
+
+def job_result(result: RunResult) -> None:
+    """The run's result as stored: status, error code and billed tokens on the job span."""
+    span = trace.get_current_span()
+    span.set_attribute("maschina.run_id", result.run_id)
+    span.set_attribute("maschina.status", result.status)
+    span.set_attribute("maschina.billed_tokens", result.billing.billed_tokens)
+    if result.model is not None:
+        span.set_attribute("maschina.model", result.model)
+    if result.error is not None:
+        _fail(span, result.error.code.value)
+
+
+def job_failed(status: str, code: str) -> None:
+    """A delivery that ends without a result of its own: handed back (`retry`) or dead-lettered."""
+    span = trace.get_current_span()
+    span.set_attribute("maschina.status", status)
+    _fail(span, code)
+
+
+def event(name: str, **attributes: Any) -> None:
+    """A short step of the job (`result.lookup`, `result.stored`, `reply.sent`, ...) as an event on its span."""
+    trace.get_current_span().add_event(name, attributes)
+
+
+def trace_headers() -> dict[str, str]:
+    """The current (job) span's `traceparent`, and `tracestate` when it has one: headers for what it publishes."""
+    headers: dict[str, str] = {}
+    _propagator.inject(headers)
+    return headers
+
+
+def _fail(span: Span, code: str) -> None:
+    span.set_attribute("error.type", code)
+    span.set_attribute("maschina.error_code", code)
+    span.set_status(Status(StatusCode.ERROR, code))
+
+
+# --- the provider call span ---------------------------------------------------------------------------------
+
+
+async def provider_call(provider: Provider, request: ProviderRequest) -> ProviderReply:
+    """`provider.complete(request)` inside a CLIENT span `chat <model>` (GenAI semantic conventions)."""
+    span = _tracer.start_span(
+        f"chat {request.model}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider.name,
+            "gen_ai.request.model": request.model,
+            "gen_ai.request.max_tokens": request.max_tokens,
+        },
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        reply = await provider.complete(request)
+    except ProviderError as exc:
+        if exc.usage is not None:
+            _usage(span, exc.usage)
+        if exc.retryable:
+            span.set_attribute("maschina.retryable", True)
+        _fail(span, exc.code.value)
+        raise
+    except BaseException as exc:
+        _fail(span, type(exc).__name__)
+        raise
+    else:
+        if reply.model is not None:
+            span.set_attribute("gen_ai.response.model", reply.model)
+        if reply.stop_reason is not None:
+            span.set_attribute("gen_ai.response.finish_reasons", (reply.stop_reason,))
+        _usage(span, reply.usage)
+        return reply
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
+def _usage(span: Span, usage: Usage) -> None:
+    cache_read = usage.cache_read_input_tokens
+    cache_creation = usage.cache_creation_input_tokens
+    # GenAI conventions: the input count includes the cached tokens, read or written.
+    span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens + cache_read + cache_creation)
+    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+    span.set_attribute("gen_ai.usage.cache_read.input_tokens", cache_read)
+    span.set_attribute("gen_ai.usage.cache_creation.input_tokens", cache_creation)
