@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("worker.commands.run", "run the worker: consume jobs from NATS until SIGTERM"),
     "demo": ("worker.commands.demo", "run sample jobs through an embedded nats-server and print the bill"),
     "replay": ("worker.commands.replay", "run recorded job payloads through gate, routing and billing"),
+    "record": ("worker.commands.record", "copy live job messages, body and headers, to a JSONL file for replay"),
     "catalog": (
         "worker.commands.catalog",
         "print tiers, models and who may use what; validate a catalog file",

@@ -95,7 +95,7 @@ class Worker:
         self._nc = await connect(settings, name=self.worker_id, metrics=self.metrics)
         js = self._nc.jetstream()
         topology = await ensure_topology(js, settings)
-        signing_key = settings.signing_key.get_secret_value().encode() if settings.signing_key else None
+        signing_key = settings.signing_key_bytes()
         door = Door(signing_key=signing_key, reply_prefixes=settings.reply_prefixes)
         pipeline = Pipeline(catalog=self.catalog, providers=self._providers, worker_id=self.worker_id, retry=self.retry)
         store = ResultStore(self._nc, stream=settings.results_stream, allow_direct=topology.results_allow_direct)

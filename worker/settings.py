@@ -146,6 +146,10 @@ class Settings(BaseModel):
                 raise ValueError(f"{cap_name}: {cap} is below {base_name} ({base}); a cap must be at least its base")
         return self
 
+    def signing_key_bytes(self) -> bytes | None:
+        """WORKER_SIGNING_KEY as the door takes it, or None when jobs are not signed."""
+        return self.signing_key.get_secret_value().encode() if self.signing_key is not None else None
+
     def retry_policy(self) -> RetryPolicy:
         """The provider retry policy these settings describe (contract section 7)."""
         return RetryPolicy(

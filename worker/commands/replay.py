@@ -1,10 +1,12 @@
 """`agent-worker replay FILE...`: recorded job payloads through the worker's own door, gate, routing and billing.
 
-Input: JSON (one job body, or an array of them) or JSONL files of seed-format envelopes or bare jobs
-(`worker.payloads`). Each job runs once through `Door.open` and `Pipeline.run`, the code the worker
-runs, as a last delivery (a retryable provider error ends `failed`, as on the worker's last delivery).
-Rule 3 (a stored result) does not apply: replay stores nothing, so a repeated `runId` runs again.
-Signatures are not checked (files carry no headers).
+Input: JSON (one job body, or an array of them) or JSONL files of seed-format envelopes or bare jobs,
+or of recorded messages written by `agent-worker record` (`worker.payloads`). Each job runs once
+through `Door.open` and `Pipeline.run`, the code the worker runs, as a last delivery (a retryable
+provider error ends `failed`, as on the worker's last delivery). Rule 3 (a stored result) does not
+apply: replay stores nothing, so a repeated `runId` runs again. With WORKER_SIGNING_KEY set,
+signatures are checked as on the wire: a recorded message carries its headers, a plain job body has
+none and is dead-lettered `bad_signature`.
 
 Output: stdout carries only results, one contract-shaped result JSON per line, in input order. A job
 the door dead-letters gets no result (as on the wire); it is reported on stderr as one JSON line,
@@ -40,6 +42,7 @@ from worker.providers.base import Provider, ProviderError, ProviderReply, Provid
 from worker.providers.exchange import RecordingError
 from worker.providers.recorded import RecordingStore, packaged_recordings, recorded_providers, recording_providers
 from worker.providers.registry import build_providers, close_providers
+from worker.recorded_jobs import RecordingLineError
 from worker.report import comparison_report, summary_report
 from worker.result import RunResult
 from worker.settings import Settings, SettingsError
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         other = load_catalog(args.compare) if args.compare is not None else None
         payloads = [payload for path in args.files for payload in read_payloads(path)]
         store = None if args.live else _store(args.recordings)
-    except (SettingsError, CatalogError, RecordingError, OSError) as exc:
+    except (SettingsError, CatalogError, RecordingError, RecordingLineError, OSError) as exc:
         print(f"agent-worker replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.concurrency < 1:
@@ -91,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
     providers = build_providers(settings, concurrency=args.concurrency) if store is None else recorded_providers(store)
     if args.record is not None:
         providers = recording_providers(providers, args.record)
+    signing_key = settings.signing_key_bytes()
     replay = Replay(
-        door=Door(reply_prefixes=settings.reply_prefixes),
+        door=Door(signing_key=signing_key, reply_prefixes=settings.reply_prefixes),
         catalogs=(catalog,) if other is None else (catalog, other),
         providers=providers,
         concurrency=args.concurrency,
@@ -217,7 +221,7 @@ class Replay:
         return emitted
 
     async def run_one(self, payload: Payload) -> tuple[RunResult, ...] | DeadLetter:
-        verdict = self.door.open(payload.body)
+        verdict = self.door.open(payload.body, payload.headers)
         if isinstance(verdict, DeadLetter):
             return verdict
         shared = {name: _CallOnce(provider) for name, provider in self.providers.items()}
