@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-quick soak clean
+.PHONY: demo test lint typecheck pytest test-typescript examples-types bench bench-quick soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/agent-worker demo
 
-test: lint typecheck pytest
+test: lint typecheck pytest test-typescript
 
 lint: $(STAMP)
 	$(BIN)/ruff check catalog worker tests bench examples/python
@@ -27,6 +27,27 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
+# The TypeScript example (examples/typescript) against a real worker: needs node and npm (the lockfile pins the
+# rest); without them it says so and passes. One worker process serves the whole suite (tests/examples/stack.py).
+TS := examples/typescript
+HAVE_NODE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo yes)
+
+$(TS)/node_modules/.installed: $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ifeq ($(HAVE_NODE),yes)
+test-typescript: $(STAMP) $(TS)/node_modules/.installed
+	$(BIN)/python -m tests.examples.stack --cwd $(TS) -- npm test --silent
+
+# Regenerates examples/typescript/src/generated from `agent-worker schema` (a test fails while they differ).
+examples-types: $(STAMP) $(TS)/node_modules/.installed
+	cd $(TS) && AGENT_WORKER_PYTHON=$(abspath $(BIN)/python) npm run generate --silent
+else
+test-typescript examples-types:
+	@echo "SKIPPED: $@ (examples/typescript) needs node and npm, which are not on PATH"
+endif
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
@@ -37,4 +58,4 @@ soak: $(STAMP)
 	AGENT_WORKER_SOAK=1 $(BIN)/pytest -q -m soak tests/reliability
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/dist

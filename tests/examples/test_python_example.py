@@ -1,8 +1,7 @@
 """examples/python/agent_jobs.py against a real nats-server and a real `agent-worker run` with the fake providers.
 
-One worker process serves the whole module (signing on, a custom reply prefix allowed); each test uses its own
-run ids. The fake Anthropic knows Sonnet and Haiku only (Opus gets its 404: `failed`), the fake Ollama answers
-after 30 s (a job with `timeoutSecs` 1: `timed_out`).
+One worker process serves the whole module (tests/examples/stack.py says how it is set up); each test uses its
+own run ids.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,46 +28,27 @@ from agent_jobs import (
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from tests.processes import WorkerProcess
-from worker.embedded import NatsServer
-from worker.testing import FakeAnthropic, FakeConfig, FakeOllama
+from tests.examples import stack as stack_module
+from tests.examples.stack import ExampleStack, example_stack
 
 pytestmark = [pytest.mark.system, pytest.mark.asyncio(loop_scope="module")]
 
-SIGNING_KEY = b"examples-signing-key"
-API_INBOX_PREFIX = "api.inbox"
+SIGNING_KEY = stack_module.SIGNING_KEY.encode()
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
-@dataclass(frozen=True, slots=True)
-class Stack:
-    nats: NatsServer
-    anthropic: FakeAnthropic
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    known = FakeConfig(models=("claude-sonnet-4-6", "claude-haiku-4-5-20251001"))
-    with NatsServer() as server:
-        async with FakeAnthropic(known) as anthropic, FakeOllama(FakeConfig(delay=30.0)) as ollama:
-            settings = {
-                "NATS_URL": server.url,
-                "ANTHROPIC_API_KEY": "sk-examples",
-                "ANTHROPIC_BASE_URL": anthropic.base_url,
-                "OLLAMA_HOST": ollama.url,
-                "WORKER_SIGNING_KEY": SIGNING_KEY.decode(),
-                "WORKER_REPLY_PREFIXES": f"_INBOX.,{API_INBOX_PREFIX}.",
-            }
-            worker = WorkerProcess("worker-examples", settings, Path(tmp_path_factory.mktemp("examples")))
-            try:
-                await worker.start()
-                yield Stack(server, anthropic)
-            finally:
-                await worker.close()
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ExampleStack]:
+    async with example_stack(Path(tmp_path_factory.mktemp("examples"))) as started:
+        yield started
+
+
+async def provider_calls(stack: ExampleStack) -> int:
+    return int((await stack.anthropic.stats())["calls"])
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def nc(stack: Stack) -> AsyncIterator[Client]:
+async def nc(stack: ExampleStack) -> AsyncIterator[Client]:
     client = await nats.connect(stack.nats.url)
     yield client
     await client.close()
@@ -154,9 +133,11 @@ async def test_a_badly_signed_job_is_dead_lettered_and_the_wait_says_where_to_lo
     assert "MASCHINA_DLQ" in str(caught.value)
 
 
-async def test_a_duplicate_publish_is_dropped_and_the_run_billed_once(stack: Stack, js: JetStreamContext) -> None:
+async def test_a_duplicate_publish_is_dropped_and_the_run_billed_once(
+    stack: ExampleStack, js: JetStreamContext
+) -> None:
     job = new_job()
-    calls_before = stack.anthropic.stats.calls
+    calls_before = await provider_calls(stack)
     first = await publish_job(js, job, signing_key=SIGNING_KEY)
     second = await publish_job(js, job, signing_key=SIGNING_KEY)
     result = await await_result(js, job["runId"], timeout=20.0)
@@ -164,16 +145,16 @@ async def test_a_duplicate_publish_is_dropped_and_the_run_billed_once(stack: Sta
     assert (first.duplicate, second.duplicate) == (None, True)
     assert first.seq == second.seq
     assert result["status"] == "completed"
-    assert stack.anthropic.stats.calls == calls_before + 1
+    assert await provider_calls(stack) == calls_before + 1
 
 
 async def test_a_finished_run_published_again_gets_its_stored_result_on_the_new_reply(
-    stack: Stack, nc: Client, js: JetStreamContext
+    stack: ExampleStack, nc: Client, js: JetStreamContext
 ) -> None:
     job = new_job()
     await publish_job(js, job, signing_key=SIGNING_KEY)
     stored = await await_result(js, job["runId"], timeout=20.0)
-    calls_before = stack.anthropic.stats.calls
+    calls_before = await provider_calls(stack)
 
     # Within the jobs stream's duplicate window the same message id is dropped: nothing reaches the worker.
     dropped = await publish_job(js, job, signing_key=SIGNING_KEY)
@@ -185,7 +166,7 @@ async def test_a_finished_run_published_again_gets_its_stored_result_on_the_new_
 
     assert again.duplicate is None
     assert copy == stored
-    assert stack.anthropic.stats.calls == calls_before
+    assert await provider_calls(stack) == calls_before
 
 
 async def test_a_missed_reply_copy_is_read_from_the_record_at_the_deadline(nc: Client, js: JetStreamContext) -> None:
@@ -197,8 +178,8 @@ async def test_a_missed_reply_copy_is_read_from_the_record_at_the_deadline(nc: C
     assert await await_result(js, job["runId"], timeout=0.2, reply=reply) == stored
 
 
-async def test_a_custom_inbox_prefix_works_only_when_the_worker_allows_it(stack: Stack) -> None:
-    allowed = await nats.connect(stack.nats.url, inbox_prefix=API_INBOX_PREFIX)
+async def test_a_custom_inbox_prefix_works_only_when_the_worker_allows_it(stack: ExampleStack) -> None:
+    allowed = await nats.connect(stack.nats.url, inbox_prefix=stack_module.INBOX_PREFIX)
     other = await nats.connect(stack.nats.url, inbox_prefix="other.inbox")
     try:
         job = new_job()
