@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from worker.result import RunResult
 
 __all__ = [
+    "ENV_NAMES",
     "TracingError",
     "configure",
     "enabled",
@@ -52,6 +53,7 @@ __all__ = [
     "provider_call",
     "shutdown",
     "trace_headers",
+    "wanted",
 ]
 
 enabled = False
@@ -64,6 +66,30 @@ _NOTHING = nullcontext()
 
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+
+ENV_NAMES = (
+    *_ENDPOINT_VARIABLES,
+    *_PROTOCOL_VARIABLES,
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+)
+"""The standard variables that shape this worker's traces (the SDK reads them; deploy files may set them)."""
 _SCOPE = "agent-worker"
 _DEFAULT_SERVICE_NAME = "agent-worker"
 
@@ -80,7 +106,7 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
     """
     global enabled, _tracer, _provider
     env = os.environ if env is None else env
-    if enabled or not _wanted(env):
+    if enabled or not wanted(env):
         return enabled
     # Imported here so that a worker without tracing never loads the SDK or the exporter.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -99,7 +125,11 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
     return True
 
 
-def _wanted(env: Mapping[str, str]) -> bool:
+def wanted(env: Mapping[str, str]) -> bool:
+    """Whether `env` turns traces on: an OTLP endpoint is set and the SDK is not disabled.
+
+    Raises `TracingError` when it asks for an export this worker does not ship (gRPC, JSON, console, ...).
+    """
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
     exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()

@@ -26,6 +26,7 @@ from tests.deploy.manifests import (
     yaml_documents,
     yaml_files,
 )
+from worker import tracing
 from worker.settings import Settings
 
 # The oldest Kubernetes minor release the manifests promise to work on.
@@ -38,7 +39,8 @@ CUSTOM_RESOURCE_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring-v1.json",
     ("kustomize.config.k8s.io/v1beta1", "Kustomization"): "kustomization-v1beta1.json",
 }
-SETTING_NAMES = set(Settings.env_names())
+# The worker's own settings and the standard OpenTelemetry variables that shape its traces (worker/tracing.py).
+SETTING_NAMES = set(Settings.env_names()) | set(tracing.ENV_NAMES)
 
 
 def validate(obj: dict[str, Any]) -> None:
