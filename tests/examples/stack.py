@@ -5,7 +5,8 @@ The Python suite (tests/examples) enters `example_stack()` once per module; the 
 its environment, stops the stack and exits with COMMAND's code.
 
 The worker requires signatures (`EXAMPLES_SIGNING_KEY`) and allows a custom inbox prefix besides `_INBOX.`
-(`EXAMPLES_INBOX_PREFIX`). The fake Anthropic knows Sonnet and Haiku only, so Opus gets its 404 (`failed`,
+(`EXAMPLES_INBOX_PREFIX`), and traces to an OTLP receiver (so a result carries the job span's `traceparent`).
+The fake Anthropic knows Sonnet and Haiku only, so Opus gets its 404 (`failed`,
 `provider_bad_request`); the fake Ollama answers after 30 s, so a job with `timeoutSecs` 1 ends `timed_out`.
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.processes import WorkerProcess
+from tests.tracing.otlp import OtlpReceiver
 from worker.embedded import NatsServer
 from worker.testing import FakeConfig, FakeProcess
 
@@ -56,7 +58,7 @@ async def example_stack(log_dir: Path) -> AsyncIterator[ExampleStack]:
     with NatsServer() as server:
         anthropic = FakeProcess("anthropic", FakeConfig(models=KNOWN_ANTHROPIC_MODELS))
         ollama = FakeProcess("ollama", FakeConfig(delay=OLLAMA_DELAY_SECS))
-        async with anthropic, ollama:
+        async with anthropic, ollama, OtlpReceiver() as otlp:
             settings = {
                 "NATS_URL": server.url,
                 "ANTHROPIC_API_KEY": "sk-examples",
@@ -64,6 +66,7 @@ async def example_stack(log_dir: Path) -> AsyncIterator[ExampleStack]:
                 "OLLAMA_HOST": ollama.url,
                 "WORKER_SIGNING_KEY": SIGNING_KEY,
                 "WORKER_REPLY_PREFIXES": f"_INBOX.,{INBOX_PREFIX}.",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
             }
             worker = WorkerProcess("worker-examples", settings, log_dir)
             try:

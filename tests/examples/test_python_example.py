@@ -19,10 +19,12 @@ import pytest
 import pytest_asyncio
 from agent_jobs import (
     DLQ_SUBJECT,
+    RESULTS_STREAM,
     Job,
     ResultTimeoutError,
     await_result,
     publish_job,
+    result_subject,
     signature,
 )
 from nats.aio.client import Client
@@ -77,7 +79,9 @@ def new_job(**fields: Any) -> Job:
 async def test_completed_through_the_reply_inbox_billed_exactly(nc: Client, js: JetStreamContext) -> None:
     job = new_job()
     reply = await nc.subscribe(nc.new_inbox())
-    ack = await publish_job(js, job, reply_to=reply.subject, signing_key=SIGNING_KEY, job_id="job-1")
+    ack = await publish_job(
+        js, job, reply_to=reply.subject, signing_key=SIGNING_KEY, job_id="job-1", traceparent=TRACEPARENT
+    )
     result = await await_result(js, job["runId"], timeout=20.0, reply=reply)
 
     assert ack.duplicate is None
@@ -90,6 +94,11 @@ async def test_completed_through_the_reply_inbox_billed_exactly(nc: Client, js: 
     assert raw_input > 0
     assert billing["billedInputTokens"] == math.ceil(raw_input * Decimal(billing["multiplier"]))
     assert billing["billedOutputTokens"] == math.ceil(usage["outputTokens"] * Decimal(billing["multiplier"]))
+    # The worker continued the caller's trace: the record carries the job span's traceparent, in the same trace.
+    record = await js.get_last_msg(RESULTS_STREAM, result_subject(job["runId"]), direct=True)
+    assert record.headers is not None
+    _, trace_id, span_id, _ = record.headers["traceparent"].split("-")
+    assert (trace_id, span_id != TRACEPARENT.split("-")[2]) == (TRACEPARENT.split("-")[1], True)
 
 
 @pytest.mark.parametrize(

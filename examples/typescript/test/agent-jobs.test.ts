@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { createInbox, type JetStreamClient, type NatsConnection } from "nats";
+import { createInbox, Empty, type JetStreamClient, type NatsConnection } from "nats";
 import {
   awaitResult,
   codePoints,
@@ -12,6 +12,8 @@ import {
   DLQ_SUBJECT,
   MAX_MESSAGE_CODE_POINTS,
   publishJob,
+  RESULTS_STREAM,
+  resultSubject,
   ResultTimeoutError,
   signature,
   type JobData,
@@ -68,6 +70,13 @@ test("completed: the copy arrives on the reply inbox, billed in exact decimals",
   assert.equal(billing.billedInputTokens, billed(rawInput, billing.multiplier));
   assert.equal(billing.billedOutputTokens, billed(usage.outputTokens, billing.multiplier));
   assert.equal(billing.billedTokens, billing.billedInputTokens + billing.billedOutputTokens);
+
+  // The worker continued our trace: the record carries the job span's traceparent, in the same trace.
+  const record = await nc.request(`$JS.API.DIRECT.GET.${RESULTS_STREAM}.${resultSubject(job.runId)}`, Empty);
+  const [, traceId, spanId] = record.headers?.get("traceparent").split("-") ?? [];
+  const [, ourTraceId, ourSpanId] = TRACEPARENT.split("-");
+  assert.equal(traceId, ourTraceId);
+  assert.notEqual(spanId, ourSpanId);
 });
 
 for (const [name, fields, status, code] of [
