@@ -20,6 +20,7 @@ from catalog.billing import Usage, bill
 __all__ = [
     "INPUT_SLACK_TOKENS",
     "MONTH",
+    "USER_ID",
     "MonthlyUsage",
     "Reservation",
     "UsageValueError",
@@ -34,6 +35,9 @@ __all__ = [
 
 INPUT_SLACK_TOKENS = 64
 """Added to the input's UTF-8 length: the provider's own framing of system prompt and message."""
+
+USER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""With quotas on, a job's userId must be this (it is a key token): match with `fullmatch`, else invalid_job."""
 
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 """A usage month as keys spell it, `YYYY-MM`: match with `fullmatch`."""

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from catalog.quota import USER_ID as QUOTA_USER_ID
 from worker.errors import DlqReason, ErrorCode
 from worker.job import Job, RunRef
 from worker.wire import (
@@ -50,6 +51,7 @@ _EXPECTED: dict[str, str] = {
     "timeoutSecs": "a JSON integer from 1 to 3600, or absent or null",
     "maxTokens": "a JSON integer of at least 1, or absent or null",
 }
+_QUOTA_USER_ID_FORM = "1 to 128 letters, digits, '_' and '-'"
 # Values of these fields are never quoted in a message: they may carry prompt text.
 _UNQUOTED = frozenset({"systemPrompt", "inputPayload"})
 _QUOTE_CHARS = 40
@@ -78,9 +80,17 @@ Verdict = Job | Rejected | DeadLetter
 class Door:
     """Reads every incoming job; pure and synchronous, so the consumer, replay and demo share it."""
 
-    def __init__(self, *, signing_key: bytes | None = None, reply_prefixes: tuple[str, ...] = ("_INBOX.",)) -> None:
+    def __init__(
+        self,
+        *,
+        signing_key: bytes | None = None,
+        reply_prefixes: tuple[str, ...] = ("_INBOX.",),
+        quotas: bool = False,
+    ) -> None:
         self._signing_key = signing_key
         self._reply_prefixes = reply_prefixes
+        # With quotas on, userId is a token of the usage bucket's keys (contract 9), so it is held to that form.
+        self._quotas = quotas
 
     def open(self, body: bytes, headers: Mapping[str, str] | None = None) -> Verdict:
         if self._signing_key is not None:
@@ -126,6 +136,8 @@ class Door:
             faults = _field_faults(job, exc)
         else:
             faults = []
+        if self._quotas and _quota_user_fault(ref.user_id, faults):
+            faults.append(f"userId must be {_QUOTA_USER_ID_FORM} when quotas are on, not {_shown(ref.user_id)}")
         if reply_fault is not None:
             faults.append(f"replyTo {reply_fault}, not {_shown(reply_to)}")
         if faults:
@@ -190,6 +202,12 @@ def _field_faults(job: dict[str, Any], error: ValidationError) -> list[str]:
         else:
             faults.append(f"{field} must be {expected}, not {_shown(job[field], quote=field not in _UNQUOTED)}")
     return faults
+
+
+def _quota_user_fault(user_id: str | None, faults: list[str]) -> bool:
+    """A userId that is a valid string yet not a usage key's token (already faulted otherwise: named once)."""
+    named = any(fault.startswith("userId ") for fault in faults)
+    return bool(user_id) and not named and QUOTA_USER_ID.fullmatch(user_id or "") is None
 
 
 def _string(value: object) -> str | None:

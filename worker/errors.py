@@ -13,6 +13,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_MODEL = "unknown_model"
     MODEL_NOT_ALLOWED = "model_not_allowed"
     INPUT_TOO_LARGE = "input_too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
     PROVIDER_NOT_CONFIGURED = "provider_not_configured"
     PROVIDER_AUTH = "provider_auth"
     PROVIDER_BAD_REQUEST = "provider_bad_request"

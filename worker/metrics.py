@@ -11,6 +11,8 @@ __all__ = ["Metrics"]
 M = TypeVar("M", Counter, Histogram)
 
 # LLM calls take seconds; the low buckets still show the worker's own overhead on rejected jobs.
+# A quota change is a key-value read and a compare-and-set write: a millisecond or so, more under contention.
+_QUOTA_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _SECONDS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
@@ -62,6 +64,26 @@ class Metrics:
         self.naks = Counter("agent_worker_naks", "Jobs handed back for a later retry", ["code"], registry=r)
         self.dead_letters = Counter(
             "agent_worker_dead_letters", "Jobs dead-lettered, by reason", ["reason"], registry=r
+        )
+        self.quota_refusals = Counter(
+            "agent_worker_quota_refusals", "Jobs refused with quota_exceeded, by tier", ["tier"], registry=r
+        )
+        self.quota_conflicts = Counter(
+            "agent_worker_quota_cas_conflicts",
+            "Usage bucket writes refused because another writer changed the key first (then read and retried)",
+            registry=r,
+        )
+        self.quota_reserve_latency = Histogram(
+            "agent_worker_quota_reserve_seconds",
+            "Reserving a run's most possible bill, conflicts and retries included",
+            buckets=_QUOTA_SECONDS,
+            registry=r,
+        )
+        self.quota_settle_latency = Histogram(
+            "agent_worker_quota_settle_seconds",
+            "Settling a run's bill once its result is stored, conflicts and retries included",
+            buckets=_QUOTA_SECONDS,
+            registry=r,
         )
         self.nats_disconnects = Counter("agent_worker_nats_disconnects", "Disconnects from NATS", registry=r)
         self._children: dict[tuple[object, ...], object] = {}

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from catalog import Catalog, Denied, ModelSpec, Usage, bill, gate
+from catalog import Catalog, Denied, ModelSpec, TierSpec, Usage, bill, gate
+from catalog.quota import most_possible_bill
 from worker.door import Rejected
 from worker.errors import ErrorCode
 from worker.job import Job, RunRef
 from worker.providers.base import Provider, ProviderError, ProviderRequest
 from worker.providers.retry import RetryPolicy, call_with_retry
+from worker.quotas import Charge, Quotas
 from worker.result import ResultBilling, ResultError, ResultUsage, RunResult, Status
 
 __all__ = ["Pipeline", "Retry", "utcnow"]
@@ -54,19 +56,28 @@ class Pipeline:
         worker_id: str,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        quotas: Quotas | None = None,
     ) -> None:
         self.catalog = catalog
         self.providers = providers
         self.worker_id = worker_id
         self.retry = retry or RetryPolicy()
         self._clock = clock
+        self.quotas = quotas
+        """Monthly quotas (contract 9); None when they are off."""
 
-    async def run(self, verdict: Job | Rejected, *, attempt: int = 1, final: bool = True) -> RunResult | Retry:
-        """Run one delivery of a job. `final` says no delivery remains, so a retryable error ends it `failed`."""
+    async def run(
+        self, verdict: Job | Rejected, *, attempt: int = 1, final: bool = True, published: datetime | None = None
+    ) -> RunResult | Retry:
+        """Run one delivery of a job. `final` says no delivery remains, so a retryable error ends it `failed`.
+
+        `published` is when the job message was first published (its JetStream timestamp): the month its
+        usage counts in. Without one (replay), the month is the clock's.
+        """
         started = self._clock()
         if isinstance(verdict, Rejected):
             return self._result(verdict.ref, _rejected(verdict.code, verdict.message), attempt, started)
-        outcome = await self._execute(verdict, attempt=attempt, final=final)
+        outcome = await self._execute(verdict, attempt=attempt, final=final, published=published or started)
         if isinstance(outcome, Retry):
             return outcome
         return self._result(verdict.ref, outcome, attempt, started)
@@ -80,11 +91,16 @@ class Pipeline:
         )
         return self._result(ref, _Outcome("failed", error=error), attempt, self._clock())
 
-    async def _execute(self, job: Job, *, attempt: int, final: bool) -> _Outcome | Retry:
+    async def _execute(self, job: Job, *, attempt: int, final: bool, published: datetime) -> _Outcome | Retry:
         decision = gate(self.catalog, job.tier, job.ref.requested_model)
         if isinstance(decision, Denied):
             return _rejected(ErrorCode(decision.code), decision.message)
         model = decision.model
+        max_tokens = model.output_tokens(job.max_tokens)
+        if self.quotas is not None:
+            refusal = await self._reserve(job, decision.tier, model, max_tokens, attempt, published)
+            if refusal is not None:
+                return refusal
         provider = self.providers.get(model.provider)
         if provider is None:
             error = ResultError(
@@ -97,7 +113,7 @@ class Pipeline:
             model=model.provider_model,
             system_prompt=job.system_prompt,
             user_message=job.user_message,
-            max_tokens=model.output_tokens(job.max_tokens),
+            max_tokens=max_tokens,
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + job.timeout_secs
@@ -117,6 +133,29 @@ class Pipeline:
             error = ResultError(code=exc.code, message=exc.message, retryable=exc.retryable)
             return _Outcome("failed", model, error=error, usage=exc.usage or Usage())
         return _Outcome("completed", model, text=reply.text, stop_reason=reply.stop_reason, usage=reply.usage)
+
+    async def _reserve(
+        self, job: Job, tier: TierSpec, model: ModelSpec, max_tokens: int, attempt: int, published: datetime
+    ) -> _Outcome | None:
+        """Hold the run's most possible bill in its user's month; a `quota_exceeded` outcome when it does not fit."""
+        assert self.quotas is not None
+        amount = most_possible_bill(
+            system_prompt=job.system_prompt,
+            user_message=job.user_message,
+            max_output_tokens=max_tokens,
+            multiplier=model.multiplier,
+        )
+        if amount == 0:
+            return None  # never refused, and nothing to hold
+        charge = Charge(job.user_id, job.ref.run_id, published, tier.name, amount, tier.monthly_quota, attempt)
+        if not (await self.quotas.reserve(charge)).refused:
+            return None
+        # Exhaustion suspends; it never degrades to a cheaper model. The numbers are the user's own.
+        return _rejected(
+            ErrorCode.QUOTA_EXCEEDED,
+            f"The monthly quota of the {tier.name} plan ({tier.monthly_quota:,} billed tokens) has no room for "
+            f"this run, which may bill up to {amount:,} tokens.",
+        )
 
     def _result(self, ref: RunRef, outcome: _Outcome, attempt: int, started: datetime) -> RunResult:
         finished = self._clock()

@@ -26,12 +26,14 @@ from worker.jetstream.handling import JobHandling
 from worker.jetstream.recorder import Recorder
 from worker.jetstream.results import ResultStore
 from worker.jetstream.topology import ensure_topology
+from worker.jetstream.usage import BucketUsageStore, ensure_usage_bucket
 from worker.metered import metered
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline
 from worker.providers.base import Provider
 from worker.providers.registry import build_providers, close_providers
 from worker.providers.retry import RetryPolicy
+from worker.quotas import Quotas
 from worker.settings import Settings
 
 __all__ = ["Worker", "default_worker_id"]
@@ -80,6 +82,7 @@ class Worker:
         self._consumer: JobConsumer | None = None
         self._advisories: MaxDeliveries | None = None
         self._http: HealthServer | None = None
+        self._quotas: Quotas | None = None
         self._stopping = False
 
     @property
@@ -96,9 +99,17 @@ class Worker:
         js = self._nc.jetstream()
         topology = await ensure_topology(js, settings)
         signing_key = settings.signing_key_bytes()
-        door = Door(signing_key=signing_key, reply_prefixes=settings.reply_prefixes)
-        pipeline = Pipeline(catalog=self.catalog, providers=self._providers, worker_id=self.worker_id, retry=self.retry)
+        door = Door(signing_key=signing_key, reply_prefixes=settings.reply_prefixes, quotas=settings.quotas_on)
         store = ResultStore(self._nc, stream=settings.results_stream, allow_direct=topology.results_allow_direct)
+        if settings.quotas_on:
+            self._quotas = await self._start_quotas(js, store)
+        pipeline = Pipeline(
+            catalog=self.catalog,
+            providers=self._providers,
+            worker_id=self.worker_id,
+            retry=self.retry,
+            quotas=self._quotas,
+        )
         recorder = Recorder(self._nc, store, metrics=self.metrics, catalog=self.catalog)
         handling = JobHandling(
             door=door, pipeline=pipeline, recorder=recorder, dead_letters=DeadLetters(self._nc), metrics=self.metrics
@@ -130,6 +141,16 @@ class Worker:
             http_port=settings.http_port,
         )
 
+    async def _start_quotas(self, js: JetStreamContext, results: ResultStore) -> Quotas:
+        kv = await ensure_usage_bucket(js, self.settings)
+
+        async def stored(run_id: str) -> bool:
+            return await results.lookup(run_id) is not None
+
+        usage = BucketUsageStore(kv, self.settings.usage_bucket)
+        log.info("quotas_on", store=usage.label)
+        return Quotas(usage, metrics=self.metrics, stored=stored)
+
     def healthy(self) -> bool:
         consumer = self._consumer
         return consumer is not None and consumer.running and time.monotonic() - consumer.last_tick < STALL_SECS
@@ -153,6 +174,9 @@ class Worker:
         grace = self.settings.shutdown_grace_secs
         stopping = [part.stop(grace) for part in (self._consumer, self._advisories) if part is not None]
         await asyncio.gather(*stopping)
+        if self._quotas is not None:
+            # Usage writes asked for by jobs that have ended are finished before the connection goes.
+            await self._quotas.close()
         # Unsubscribe the pull subscription before draining: draining it after a timed-out fetch can hang.
         if self._subscription is not None:
             with suppress(nats.errors.Error, ValueError):

@@ -118,6 +118,15 @@ class Settings(BaseModel):
         "WORKER_LOG_FORMAT", "json or console; default json unless a terminal", None
     )
 
+    quotas: Literal["on", "off"] = _env(
+        "WORKER_QUOTAS", "on enforces each tier's monthly quota of billed tokens per user (contract 9)", "off"
+    )
+    usage_bucket: str = _env(
+        "WORKER_USAGE_BUCKET",
+        "JetStream key-value bucket of users' monthly usage (with WORKER_QUOTAS=on)",
+        "MASCHINA_USAGE",
+    )
+
     anthropic_api_key: SecretStr | None = _env("ANTHROPIC_API_KEY", "Anthropic API key", None)
     anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", "Anthropic API base URL", None)
     ollama_host: str = _env("OLLAMA_HOST", "Ollama server", "http://127.0.0.1:11434")
@@ -149,6 +158,10 @@ class Settings(BaseModel):
     def signing_key_bytes(self) -> bytes | None:
         """WORKER_SIGNING_KEY as the door takes it, or None when jobs are not signed."""
         return self.signing_key.get_secret_value().encode() if self.signing_key is not None else None
+
+    @property
+    def quotas_on(self) -> bool:
+        return self.quotas == "on"
 
     def retry_policy(self) -> RetryPolicy:
         """The provider retry policy these settings describe (contract section 7)."""

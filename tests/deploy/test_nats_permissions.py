@@ -8,6 +8,7 @@ import json
 import pytest
 from nats.js.api import ConsumerConfig
 
+from catalog.quota import MonthlyUsage
 from tests.deploy.conftest import Connect, Identities, Session
 from worker.jetstream.inbox import Inbox
 from worker.jetstream.lastget import LastGets
@@ -19,6 +20,7 @@ from worker.jetstream.topology import (
     ensure_topology,
     max_deliveries_subject,
 )
+from worker.jetstream.usage import BucketUsageStore, ensure_usage_bucket
 from worker.settings import Settings
 
 SETTINGS = Settings.from_env({})
@@ -44,6 +46,22 @@ async def test_worker_start_up_is_allowed_and_idempotent(connect: Connect, ident
     topology = await ensure_topology(worker.nc.jetstream(), SETTINGS)
     assert topology.consumer.durable_name == SETTINGS.consumer
     assert topology.results_allow_direct
+    await worker.accepted()
+
+
+async def test_worker_keeps_monthly_usage_in_its_bucket(connect: Connect, identities: Identities) -> None:
+    worker, _ = await _set_up(connect, identities)
+    quotas = SETTINGS.model_copy(update={"quotas": "on"})
+    js = worker.nc.jetstream()
+    await ensure_usage_bucket(js, quotas)
+    kv = await ensure_usage_bucket(js, quotas)  # a second replica starting
+    store = BucketUsageStore(kv, quotas.usage_bucket)
+    assert await store.read("user-1.2026-03") == (MonthlyUsage(), 0)
+    assert await store.write("user-1.2026-03", MonthlyUsage(0, {"run-1": 10}), 0)
+    usage, revision = await store.read("user-1.2026-03")
+    assert usage == MonthlyUsage(0, {"run-1": 10})
+    assert await store.write("user-1.2026-03", MonthlyUsage(7, {}), revision)
+    assert not await store.write("user-1.2026-03", MonthlyUsage(8, {}), revision)
     await worker.accepted()
 
 

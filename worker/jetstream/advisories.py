@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
+from datetime import UTC, datetime
 
 import nats.errors
 import orjson
@@ -131,7 +132,8 @@ class MaxDeliveries:
         verdict = handling.door.open(body, job.headers)
         ref = None if isinstance(verdict, DeadLetter) else verdict.ref
         bound = log.bind(streamSeq=stream_seq, runId=ref.run_id if ref else None, attempt=deliveries)
-        if ref is not None and await handling.recorder.store.lookup(ref.run_id) is not None:
+        stored = await handling.recorder.store.lookup(ref.run_id) if ref is not None else None
+        if stored is not None:
             bound.info("undelivered_job_has_result")
         else:
             reason = DlqReason.MAX_DELIVERIES_EXCEEDED
@@ -145,7 +147,11 @@ class MaxDeliveries:
             handling.metrics.dead_letters.labels(reason=reason.value).inc()
             bound.warning("job_dead_lettered", reason=reason.value, detail=detail)
             if ref is not None:
-                await handling.recorder.record(ref, handling.pipeline.undeliverable(ref, attempt=deliveries))
+                stored = await handling.recorder.record(ref, handling.pipeline.undeliverable(ref, attempt=deliveries))
+        quotas = handling.pipeline.quotas
+        if quotas is not None and ref is not None and stored is not None:
+            # Settled like any stored result: a reservation an earlier delivery left is moved into billed.
+            await quotas.settle_stored(ref.user_id, job.time or datetime.now(UTC), ref.run_id, stored)
         try:
             await self._js.delete_msg(self._stream, stream_seq)
         except APIError as exc:

@@ -22,8 +22,10 @@ from worker.door import DeadLetter
 from worker.jetstream.handling import JobHandling
 from worker.jetstream.persist import through_outages
 from worker.jetstream.pull import FETCH_TIMEOUT_SECS, pull
+from worker.jetstream.usage import published_at
 from worker.logging import bind_job
 from worker.pipeline import Retry
+from worker.quotas import may_hold_reservation
 
 __all__ = ["JobConsumer"]
 
@@ -163,6 +165,8 @@ class JobConsumer:
         )
         if tracing.enabled:
             tracing.job_read(ref)
+        quotas = handling.pipeline.quotas
+        published = published_at(message) if quotas is not None else None
         stored = await through_outages(lambda: handling.recorder.store.lookup(ref.run_id), what="result lookup")
         if tracing.enabled:
             tracing.event("result.lookup", found=stored is not None)
@@ -170,10 +174,13 @@ class JobConsumer:
             metrics.duplicates.inc()
             log.info("job_already_has_result")
             await handling.recorder.reply(ref, stored)
+            if quotas is not None and published is not None:
+                # The delivery that stored it may have stopped before settling: a reservation left means so.
+                await quotas.settle_stored(ref.user_id, published, ref.run_id, stored)
             await _ack(message)
             return
         final = self._max_deliver is not None and attempt >= self._max_deliver
-        outcome = await handling.pipeline.run(verdict, attempt=attempt, final=final)
+        outcome = await handling.pipeline.run(verdict, attempt=attempt, final=final, published=published)
         if isinstance(outcome, Retry):
             await message.nak(delay=outcome.delay)
             metrics.naks.labels(code=outcome.error.code.value).inc()
@@ -181,7 +188,9 @@ class JobConsumer:
             if tracing.enabled:
                 tracing.job_failed("retry_later", outcome.error.code.value)
             return
-        await handling.recorder.record(ref, outcome)
+        stored = await handling.recorder.record(ref, outcome)
+        if quotas is not None and published is not None and may_hold_reservation(outcome, attempt):
+            await quotas.settle_stored(ref.user_id, published, ref.run_id, stored)
         metrics.child(metrics.job_duration, outcome.status).observe(time.monotonic() - received)
         await _ack(message)
 
