@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -116,31 +117,35 @@ class RunResult(_Wire):
     def to_json(self) -> bytes:
         # Built by hand rather than with `model_dump`, which costs several times more on every job; the
         # bytes are the same (the golden tests compare them), and the model still defines the schema.
-        return orjson.dumps(
-            {
-                "version": self.version,
-                "type": self.type,
-                "jobId": self.job_id,
-                "runId": self.run_id,
-                "agentId": self.agent_id,
-                "userId": self.user_id,
-                "tier": self.tier,
-                "status": self.status,
-                "requestedModel": self.requested_model,
-                "model": self.model,
-                "provider": self.provider,
-                "outputPayload": self.output_payload,
-                "stopReason": self.stop_reason,
-                "usage": self.usage.wire(),
-                "billing": self.billing.wire(),
-                "error": self.error.wire() if self.error is not None else None,
-                "attempt": self.attempt,
-                "workerId": self.worker_id,
-                "startedAt": _iso_millis_utc(self.started_at),
-                "finishedAt": _iso_millis_utc(self.finished_at),
-                "durationMs": self.duration_ms,
-            }
-        )
+        fields: dict[str, Any] = {
+            "version": self.version,
+            "type": self.type,
+            "jobId": self.job_id,
+            "runId": self.run_id,
+            "agentId": self.agent_id,
+            "userId": self.user_id,
+            "tier": self.tier,
+            "status": self.status,
+            "requestedModel": self.requested_model,
+            "model": self.model,
+            "provider": self.provider,
+            "outputPayload": self.output_payload,
+            "stopReason": self.stop_reason,
+            "usage": self.usage.wire(),
+            "billing": self.billing.wire(),
+            "error": self.error.wire() if self.error is not None else None,
+            "attempt": self.attempt,
+            "workerId": self.worker_id,
+            "startedAt": _iso_millis_utc(self.started_at),
+            "finishedAt": _iso_millis_utc(self.finished_at),
+            "durationMs": self.duration_ms,
+        }
+        try:
+            return orjson.dumps(fields)
+        except orjson.JSONEncodeError:
+            # Only an integer beyond 64 bits gets here (a bill under a huge catalog multiplier): the standard
+            # library writes it exactly, in the same compact form, rather than the job failing on every delivery.
+            return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, body: bytes) -> RunResult:

@@ -178,12 +178,21 @@ def test_only_text_blocks_make_the_reply_and_missing_cache_fields_count_as_zero(
         ({"content": [{"type": "text"}]}, "a text block has no `text`"),
         ({"stop_reason": 1}, "its `stop_reason` is not a string"),
         ({"usage": None}, "it has no `usage`"),
-        ({"usage": {"output_tokens": 2}}, "its `usage.input_tokens` is not a token count"),
-        ({"usage": {"input_tokens": 10, "output_tokens": True}}, "its `usage.output_tokens` is not a token count"),
-        ({"usage": {"input_tokens": -1, "output_tokens": 2}}, "its `usage.input_tokens` is not a token count"),
+        (
+            {"usage": {"output_tokens": 2}},
+            "its `usage.input_tokens` is not a token count (a JSON integer from 0 to 1,000,000,000)",
+        ),
+        (
+            {"usage": {"input_tokens": 10, "output_tokens": True}},
+            "its `usage.output_tokens` is not a token count (a JSON integer from 0 to 1,000,000,000)",
+        ),
+        (
+            {"usage": {"input_tokens": -1, "output_tokens": 2}},
+            "its `usage.input_tokens` is not a token count (a JSON integer from 0 to 1,000,000,000)",
+        ),
         (
             {"usage": {"input_tokens": 1, "output_tokens": 2, "cache_read_input_tokens": "5"}},
-            "its `usage.cache_read_input_tokens` is not a token count",
+            "its `usage.cache_read_input_tokens` is not a token count (a JSON integer from 0 to 1,000,000,000)",
         ),
     ],
 )

@@ -7,6 +7,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
+from catalog import Usage
 from tests.providers.conftest import REQUEST, SYSTEM_PROMPT, USER_MESSAGE
 from worker.errors import ErrorCode
 from worker.providers import ProviderError
@@ -119,6 +120,9 @@ def _ndjson(*lines: object) -> bytes:
     return b"".join(orjson.dumps(line) + b"\n" for line in lines)
 
 
+DONE = {"message": {"content": ""}, "done": True, "done_reason": "stop", "prompt_eval_count": 3, "eval_count": 2}
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [
@@ -127,16 +131,16 @@ def _ndjson(*lines: object) -> bytes:
         pytest.param(b'{"error": "model is loading"}', "model is loading", id="error-object"),
         pytest.param(b"[1, 2]", "other than JSON objects", id="array"),
         pytest.param(
-            _ndjson({"message": {"role": "assistant", "content": "Hel"}, "done": False}),
-            "ended before",
-            id="stream-without-done",
-        ),
-        pytest.param(
             _ndjson({"message": {"content": "Hel"}, "done": False}, {"error": "unexpected EOF"}),
             "unexpected EOF",
             id="error-line",
         ),
-        pytest.param(b'{"model": "llama3.2", "created_at": "x"}', "ended before", id="object-without-done"),
+        pytest.param(
+            _ndjson({"message": {"content": "Hel"}, "done": False}) + b"not json\n" + _ndjson(DONE),
+            "not JSON or NDJSON",
+            id="garbage-line",
+        ),
+        pytest.param(_ndjson({"done": False}, DONE), "a chunk has no `message.content`", id="chunk-without-text"),
     ],
 )
 def test_an_answer_that_is_not_a_finished_chat_is_never_a_silent_empty_reply(body: bytes, why: str) -> None:
@@ -145,14 +149,60 @@ def test_an_answer_that_is_not_a_finished_chat_is_never_a_silent_empty_reply(bod
 
     assert (caught.value.code, caught.value.retryable) == (ErrorCode.PROVIDER_ERROR, False)
     assert why in caught.value.message
+    assert caught.value.usage is None
 
 
-def test_counts_that_are_not_counts_read_as_zero() -> None:
-    body = orjson.dumps({"message": {"content": "ok"}, "done": True, "prompt_eval_count": True, "eval_count": -4})
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(_ndjson({"message": {"role": "assistant", "content": "Hel"}, "done": False}), id="no-done"),
+        pytest.param(b'{"model": "llama3.2", "message": {"content": "Hel"}, "done": false}', id="object-not-done"),
+        pytest.param(_ndjson({"message": {"content": "Hel"}, "done": False}) + b'{"message": {"con', id="cut-line"),
+    ],
+)
+def test_an_answer_that_stops_before_it_is_done_is_a_connection_error_and_retried(body: bytes) -> None:
+    with pytest.raises(ProviderError) as caught:
+        parse_chat_answer(body)
 
-    reply = parse_chat_answer(body)
+    assert (caught.value.code, caught.value.retryable) == (ErrorCode.PROVIDER_UNAVAILABLE, True)
+    assert "ended before it was complete" in caught.value.message
 
-    assert (reply.text, reply.usage.input_tokens, reply.usage.output_tokens, reply.stop_reason) == ("ok", 0, 0, None)
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"prompt_eval_count": True, "eval_count": 4},
+        {"prompt_eval_count": 3, "eval_count": -4},
+        {"prompt_eval_count": 3, "eval_count": 1.5},
+        {"prompt_eval_count": "3", "eval_count": 4},
+        {"prompt_eval_count": 2**63 - 1, "eval_count": 4},
+        {"prompt_eval_count": 3, "eval_count": 1_000_000_001},
+    ],
+)
+def test_counts_that_are_not_counts_fail_the_answer_and_bill_nothing(counts: dict[str, object]) -> None:
+    body = orjson.dumps({"message": {"content": "ok"}, "done": True, **counts})
+
+    with pytest.raises(ProviderError) as caught:
+        parse_chat_answer(body)
+
+    assert (caught.value.code, caught.value.retryable, caught.value.usage) == (ErrorCode.PROVIDER_ERROR, False, None)
+    assert "is not a token count" in caught.value.message
+
+
+def test_counts_at_the_limits_are_counts_and_missing_ones_are_zero() -> None:
+    reply = parse_chat_answer(orjson.dumps({"message": {"content": "ok"}, "done": True, "eval_count": 10**9}))
+
+    assert (reply.text, reply.usage.input_tokens, reply.usage.output_tokens) == ("ok", 0, 10**9)
+
+
+def test_a_done_answer_without_text_fails_but_bills_its_valid_usage() -> None:
+    body = orjson.dumps({"done": True, "done_reason": "stop", "prompt_eval_count": 7, "eval_count": 5})
+
+    with pytest.raises(ProviderError) as caught:
+        parse_chat_answer(body)
+
+    assert (caught.value.code, caught.value.retryable) == (ErrorCode.PROVIDER_ERROR, False)
+    assert caught.value.usage == Usage(input_tokens=7, output_tokens=5)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from worker.job import Job, RunRef
 from worker.pipeline import Pipeline, Retry
 from worker.providers import Provider, RetryPolicy
 from worker.providers.registry import build_providers, close_providers
-from worker.result import RunResult
+from worker.result import ResultBilling, RunResult
 from worker.settings import Settings
 from worker.testing import FakeAnthropic, FakeOllama, Step
 
@@ -179,3 +179,47 @@ async def test_no_anthropic_key_means_provider_not_configured(fake_ollama: FakeO
     assert cloud.error is not None
     assert (cloud.error.code, cloud.error.retryable) == (ErrorCode.PROVIDER_NOT_CONFIGURED, False)
     assert local.status == "completed"
+
+
+async def test_a_malformed_answer_fails_once_and_bills_the_usage_it_validly_reported(
+    pipeline: Pipeline, fake_anthropic: FakeAnthropic
+) -> None:
+    usage = {"input_tokens": 100, "output_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    fake_anthropic.script(Step.reply(usage=usage, patch={"content": [{"type": "text"}]}))
+
+    result = await _run(pipeline, _job("m10", "claude-opus-4-6"), final=False)
+
+    assert (result.status, result.output_payload) == ("failed", None)
+    assert result.error is not None
+    assert (result.error.code, result.error.retryable) == (ErrorCode.PROVIDER_ERROR, False)
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (100, 40)
+    assert result.billing.billed_tokens == 140 * 15
+    assert fake_anthropic.stats.calls == 1
+
+
+async def test_a_usage_count_of_2_63_minus_1_on_opus_fails_once_billed_zero_and_serialises(
+    pipeline: Pipeline, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.script(Step.reply(usage={"input_tokens": 10, "output_tokens": 2**63 - 1}))
+
+    result = await _run(pipeline, _job("m10", "claude-opus-4-6"), final=False)
+
+    assert result.error is not None
+    assert (result.status, result.error.code, result.error.retryable) == ("failed", ErrorCode.PROVIDER_ERROR, False)
+    assert (result.usage.output_tokens, result.billing.billed_tokens) == (0, 0)
+    assert RunResult.from_json(result.to_json()).to_json() == result.to_json()
+    assert fake_anthropic.stats.calls == 1
+
+
+async def test_a_bill_beyond_64_bits_is_written_exactly(pipeline: Pipeline) -> None:
+    # orjson writes no integer beyond 64 bits; a catalog multiplier large enough to make one must not stop the job.
+    completed = await _run(pipeline, _job("m5", "claude-sonnet-4-6"))
+    huge = ResultBilling(
+        multiplier=Decimal(10**11), billed_input_tokens=10**20, billed_output_tokens=0, billed_tokens=10**20
+    )
+    result = completed.model_copy(update={"billing": huge})
+
+    body = result.to_json()
+
+    assert b'"billing":{"multiplier":"100000000000","billedInputTokens":100000000000000000000,' in body
+    assert RunResult.from_json(body).to_json() == body

@@ -14,9 +14,10 @@ import anthropic
 import httpx2
 import orjson
 
+from worker.providers.answers import MalformedAnswerError, malformed_answer
 from worker.providers.base import ProviderReply, ProviderRequest
 from worker.providers.classify import connection_error, status_error, unexpected_error
-from worker.providers.messages import MalformedAnswerError, error_detail, reply_from_body
+from worker.providers.messages import error_detail, reply_from_body
 
 __all__ = ["AnthropicProvider"]
 
@@ -67,17 +68,20 @@ class AnthropicProvider:
         except anthropic.APIStatusError as exc:
             detail = error_detail(exc.body)
             raise status_error(_LABEL, exc.status_code, detail, exc.response.headers, secrets=secrets) from None
+        # A connection that ends before the whole answer arrived is one of these too (contract 4: retried).
         except anthropic.APIConnectionError as exc:
             raise connection_error(_LABEL, exc) from None
         except Exception as exc:
             raise unexpected_error(_LABEL, f"{type(exc).__name__}: {exc}", secrets=secrets) from None
+        # Contract 4: an answer that is not a completion fails the job, billing the usage it validly reported.
         try:
             return reply_from_body(orjson.loads(body))
         except orjson.JSONDecodeError:
-            raise unexpected_error(_LABEL, f"answered HTTP {raw.status_code} with a body that is not JSON") from None
+            what = f"answered HTTP {raw.status_code} with a body that is not JSON"
+            raise malformed_answer(_LABEL, what, usage=None, secrets=secrets) from None
         except MalformedAnswerError as exc:
-            what = f"answered HTTP {raw.status_code} with a body that is not a Messages answer: {exc}"
-            raise unexpected_error(_LABEL, what, secrets=secrets) from None
+            what = f"answered HTTP {raw.status_code} with a body that is not a Messages answer: {exc.fault}"
+            raise malformed_answer(_LABEL, what, usage=exc.usage, secrets=secrets) from None
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -1,7 +1,8 @@
 """The contract's error table in one place: an HTTP status or a dead connection becomes a `ProviderError`.
 
 Both providers classify through here, so Anthropic and Ollama can never disagree on what a 529 or a
-refused connection means, and every message is scrubbed of the secrets the caller names.
+refused connection means, and every message is scrubbed of the secrets the caller names (the API key and
+the job's prompt texts, see `worker.providers.redaction`).
 """
 
 from __future__ import annotations
@@ -12,21 +13,22 @@ from email.utils import parsedate_to_datetime
 
 from worker.errors import ErrorCode
 from worker.providers.base import ProviderError
+from worker.providers.redaction import MAX_DETAIL, Redactor
 
-__all__ = ["connection_error", "parse_retry_after", "redact", "status_error", "unexpected_error"]
-
-#: Provider messages are quoted into results; a long one is cut so a result stays small.
-_MAX_DETAIL = 300
-#: Shorter secrets (a prompt of "hi") would only mangle ordinary words of the message without hiding anything.
-_MIN_SECRET = 8
+__all__ = [
+    "connection_error",
+    "parse_retry_after",
+    "redact",
+    "status_error",
+    "truncated_answer",
+    "unexpected_error",
+]
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every secret (the API key, the prompt texts) replaced, cut to a length fit for a result."""
-    for secret in secrets:
-        if secret and len(secret) >= _MIN_SECRET:
-            text = text.replace(secret, "[redacted]")
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+    """`text` cut to a length fit for a result, without the secrets (the API key, the prompt texts) or any part of
+    them 20 characters long."""
+    return Redactor(secrets)(text)
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -72,7 +74,9 @@ def status_error(
     code, retryable = _code_for_status(status)
     message = f"{provider} answered HTTP {status}"
     if detail:
-        message += f": {redact(detail, secrets)}"
+        # Cut first, scrubbed whole: a prompt's stretch could straddle the prefix and the provider's text.
+        cut = detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
+        message = Redactor(secrets)(f"{message}: {cut}", limit=None)
     retry_after = parse_retry_after(headers) if retryable else None
     return ProviderError(code, message, retryable=retryable, retry_after=retry_after)
 
@@ -83,6 +87,13 @@ def connection_error(provider: str, exc: BaseException) -> ProviderError:
         ErrorCode.PROVIDER_UNAVAILABLE,
         f"{provider} could not be reached ({type(exc).__name__})",
         retryable=True,
+    )
+
+
+def truncated_answer(provider: str) -> ProviderError:
+    """The connection ended before the answer was complete: a connection error (contract 4), retried."""
+    return ProviderError(
+        ErrorCode.PROVIDER_UNAVAILABLE, f"{provider}'s answer ended before it was complete", retryable=True
     )
 
 

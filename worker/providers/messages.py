@@ -7,46 +7,47 @@ SDK's import (over a second of CPU).
 
 from __future__ import annotations
 
-from typing import Any
-
 from catalog import Usage
+from worker.providers.answers import MalformedAnswerError, token_count
 from worker.providers.base import ProviderReply, model_name
 
 __all__ = ["MalformedAnswerError", "error_detail", "reply_from_body"]
 
 
-class MalformedAnswerError(ValueError):
-    """A body that is not a Messages API answer; the text names the fault (of the body only an error's own text)."""
-
-
 def reply_from_body(body: object) -> ProviderReply:
     """A Messages API answer, as decoded from its JSON, as the pipeline sees it.
 
-    Only the fields the reply needs are checked; any fault of their shape raises `MalformedAnswerError`.
+    Only the fields the reply needs are checked; any fault of their shape raises `MalformedAnswerError`,
+    which carries the answer's usage when every count in it is valid (contract 4: that usage is billed).
     """
     if not isinstance(body, dict):
         raise MalformedAnswerError("it is not a JSON object")
     kind = body.get("type")
-    if kind != "message":
-        if kind == "error":
-            raise MalformedAnswerError(f"it is an error ({error_detail(body) or 'no detail'})")
-        raise MalformedAnswerError('its `type` is not "message"')
-    stop_reason = body.get("stop_reason")
-    if stop_reason is not None and not isinstance(stop_reason, str):
-        raise MalformedAnswerError("its `stop_reason` is not a string")
-    usage = body.get("usage")
+    if kind == "error":
+        raise MalformedAnswerError(f"it is an error ({error_detail(body) or 'no detail'})")
+    usage = _usage_of(body.get("usage"))
+    try:
+        if kind != "message":
+            raise MalformedAnswerError('its `type` is not "message"')
+        stop_reason = body.get("stop_reason")
+        if stop_reason is not None and not isinstance(stop_reason, str):
+            raise MalformedAnswerError("its `stop_reason` is not a string")
+        text = _text_of(body.get("content"))
+    except MalformedAnswerError as exc:
+        raise exc.with_usage(usage) from None
+    return ProviderReply(text=text, stop_reason=stop_reason, usage=usage, model=model_name(body.get("model")))
+
+
+def _usage_of(usage: object) -> Usage:
+    """The answer's usage; a fault of it raises `MalformedAnswerError` without usage (nothing is billed)."""
     if not isinstance(usage, dict):
         raise MalformedAnswerError("it has no `usage`")
-    return ProviderReply(
-        text=_text_of(body.get("content")),
-        stop_reason=stop_reason,
-        usage=Usage(
-            input_tokens=_token_count(usage, "input_tokens", required=True),
-            output_tokens=_token_count(usage, "output_tokens", required=True),
-            cache_creation_input_tokens=_token_count(usage, "cache_creation_input_tokens", required=False),
-            cache_read_input_tokens=_token_count(usage, "cache_read_input_tokens", required=False),
-        ),
-        model=model_name(body.get("model")),
+    return Usage(
+        input_tokens=token_count(usage, "input_tokens", where="usage", required=True),
+        output_tokens=token_count(usage, "output_tokens", where="usage", required=True),
+        # The cache fields may be missing or null, meaning none.
+        cache_creation_input_tokens=token_count(usage, "cache_creation_input_tokens", where="usage", required=False),
+        cache_read_input_tokens=token_count(usage, "cache_read_input_tokens", where="usage", required=False),
     )
 
 
@@ -64,17 +65,6 @@ def _text_of(content: object) -> str:
                 raise MalformedAnswerError("a text block has no `text`")
             texts.append(text)
     return "".join(texts)
-
-
-def _token_count(usage: dict[str, Any], key: str, *, required: bool) -> int:
-    """A usage field; the cache fields may be missing or null, meaning none."""
-    value = usage.get(key)
-    if value is None and not required:
-        return 0
-    # `type(...) is int` rather than isinstance: a JSON `true` is not a count.
-    if type(value) is not int or value < 0:
-        raise MalformedAnswerError(f"its `usage.{key}` is not a token count")
-    return value
 
 
 def error_detail(body: object) -> str:

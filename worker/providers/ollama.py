@@ -15,8 +15,10 @@ import orjson
 from httpx_aiohttp import HttpxAiohttpClient
 
 from catalog import Usage
-from worker.providers.base import ProviderError, ProviderReply, ProviderRequest, model_name
-from worker.providers.classify import connection_error, status_error, unexpected_error
+from worker.providers.answers import MalformedAnswerError, malformed_answer, token_count
+from worker.providers.base import ProviderReply, ProviderRequest, model_name
+from worker.providers.classify import connection_error, status_error, truncated_answer, unexpected_error
+from worker.providers.redaction import MAX_DETAIL
 
 __all__ = ["DONE_REASONS", "OllamaProvider", "ollama_base_url", "parse_chat_answer"]
 
@@ -97,40 +99,68 @@ class OllamaProvider:
 
 
 def parse_chat_answer(body: bytes, *, secrets: Iterable[str | None] = ()) -> ProviderReply:
-    """A `/api/chat` answer: one JSON object, or NDJSON chunks ending in a `done` one. `{"error"}` anywhere fails."""
-    if not body.strip():
-        raise unexpected_error(_LABEL, "the answer was empty")
+    """A `/api/chat` answer: one JSON object, or NDJSON chunks ending in a `done` one (contract 4).
+
+    An `{"error"}` chunk anywhere, a line that is not a JSON object, a chunk without text or a usage count
+    that is not one is a malformed answer (`provider_error`); a stream that stops before its `done` chunk,
+    or in the middle of a line, is a connection that ended early (`provider_unavailable`, retried).
+    """
     try:
         chunks: list[Any] = [orjson.loads(body)]
     except orjson.JSONDecodeError:
-        try:
-            chunks = [orjson.loads(line) for line in body.splitlines() if line.strip()]
-        except orjson.JSONDecodeError:
-            raise unexpected_error(_LABEL, "the answer is not JSON or NDJSON") from None
+        chunks = _ndjson_chunks(body, secrets)
     parts: list[str] = []
     for chunk in chunks:
         if not isinstance(chunk, dict):
-            raise unexpected_error(_LABEL, "the answer holds something other than JSON objects")
+            raise malformed_answer(_LABEL, "the answer holds something other than JSON objects", usage=None, secrets=())
         if "error" in chunk:
-            raise _reported_error(chunk["error"], secrets)
-        message = chunk.get("message")
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            parts.append(message["content"])
+            what = chunk["error"] if isinstance(chunk["error"], str) else "unknown"
+            raise malformed_answer(_LABEL, f"reported an error: {what}", usage=None, secrets=secrets)
+        text = _text_of(chunk)
         if chunk.get("done") is True:
+            try:
+                usage = Usage(
+                    input_tokens=token_count(chunk, "prompt_eval_count", where="answer", required=False),
+                    output_tokens=token_count(chunk, "eval_count", where="answer", required=False),
+                )
+            except MalformedAnswerError as exc:
+                raise malformed_answer(_LABEL, exc.fault, usage=None, secrets=()) from None
+            if text is None:
+                raise malformed_answer(_LABEL, "its `done` chunk has no `message.content`", usage=usage, secrets=())
+            parts.append(text)
             return ProviderReply(
                 text="".join(parts),
                 stop_reason=_stop_reason(chunk.get("done_reason")),
-                usage=Usage(
-                    input_tokens=_count(chunk.get("prompt_eval_count")), output_tokens=_count(chunk.get("eval_count"))
-                ),
+                usage=usage,
                 model=model_name(chunk.get("model")),
             )
-    raise unexpected_error(_LABEL, "the answer ended before Ollama said it was done")
+        if text is None:
+            raise malformed_answer(_LABEL, "a chunk has no `message.content`", usage=None, secrets=())
+        parts.append(text)
+    raise truncated_answer(_LABEL)
 
 
-def _reported_error(error: object, secrets: Iterable[str | None]) -> ProviderError:
-    what = error if isinstance(error, str) else "unknown"
-    return unexpected_error(_LABEL, f"reported an error: {what}", secrets=secrets)
+def _ndjson_chunks(body: bytes, secrets: Iterable[str | None]) -> list[Any]:
+    """The chunks of a streamed answer; its last line cut short is a connection that ended early."""
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if not lines:
+        raise malformed_answer(_LABEL, "the answer was empty", usage=None, secrets=())
+    chunks: list[Any] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            chunks.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            # A last line that starts a JSON object but stops short, after lines that were whole: the stream was cut.
+            if number == len(lines) > 1 and line.lstrip().startswith(b"{") and not body.endswith(b"\n"):
+                raise truncated_answer(_LABEL) from None
+            raise malformed_answer(_LABEL, "the answer is not JSON or NDJSON", usage=None, secrets=()) from None
+    return chunks
+
+
+def _text_of(chunk: dict[str, Any]) -> str | None:
+    message = chunk.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else None
 
 
 def _stop_reason(done_reason: object) -> str | None:
@@ -139,16 +169,13 @@ def _stop_reason(done_reason: object) -> str | None:
     return DONE_REASONS.get(done_reason, done_reason)
 
 
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
 def _error_detail(body: bytes) -> str:
     """Ollama's `{"error": "..."}` text, else the start of whatever the body was."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body[:300].decode("utf-8", "replace").strip()
+        # Cut here only to bound the decoding; the message is cut and scrubbed of the prompt where it is made.
+        return body[: 4 * MAX_DETAIL].decode("utf-8", "replace").strip()
     if isinstance(document, dict) and isinstance(document.get("error"), str):
         return str(document["error"])
     return ""

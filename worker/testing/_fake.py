@@ -10,6 +10,7 @@ unanswered. Counters and the last requests received are readable in-process (`.s
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from abc import ABC, abstractmethod
@@ -30,11 +31,12 @@ __all__ = [
     "RecordedRequest",
     "Step",
     "StepKind",
+    "dumps",
     "json_response",
     "retry_after_headers",
 ]
 
-StepKind = Literal["reply", "fault", "drop", "hang", "stream_error", "garbage"]
+StepKind = Literal["reply", "fault", "drop", "hang", "stream_error", "garbage", "truncated"]
 RetryAfterFormat = Literal["seconds", "ms", "date"]
 
 
@@ -48,7 +50,13 @@ class Step:
     - `drop`: the connection is closed without an answer (the client sees a reset).
     - `hang`: no answer until the client goes away (for timeouts).
     - `stream_error`: Ollama only: a streamed answer that breaks off with an `{"error": message}` line.
-    - `garbage`: a 200 whose body is not the API's answer: `message` as the body, by default a misbehaving proxy's page.
+    - `garbage`: a 200 (or `status`) whose body is not the API's: `message` as the body, by default a misbehaving
+      proxy's page.
+    - `truncated`: a normal answer whose connection is cut halfway through its body (its length announced in full).
+
+    A reply's `patch` replaces top-level fields of the API's answer object (Anthropic's message, Ollama's final
+    `done` object), and its `usage` may hold any JSON value, so an answer of the real shape can be spoiled in
+    exactly one place (a text block without `text`, a usage count of 2**63 - 1 or 1.5).
 
     `delay` replaces the config's delay for this answer; faults and drops are immediate unless it is set.
     """
@@ -60,8 +68,9 @@ class Step:
     retry_after_format: RetryAfterFormat = "seconds"
     text: str | None = None
     stop_reason: str | None = None
-    usage: Mapping[str, int | None] | None = None
+    usage: Mapping[str, Any] | None = None
     delay: float | None = None
+    patch: Mapping[str, Any] | None = None
 
     @classmethod
     def reply(
@@ -69,10 +78,11 @@ class Step:
         text: str | None = None,
         *,
         stop_reason: str | None = None,
-        usage: Mapping[str, int | None] | None = None,
+        usage: Mapping[str, Any] | None = None,
         delay: float | None = None,
+        patch: Mapping[str, Any] | None = None,
     ) -> Step:
-        return cls("reply", text=text, stop_reason=stop_reason, usage=usage, delay=delay)
+        return cls("reply", text=text, stop_reason=stop_reason, usage=usage, delay=delay, patch=patch)
 
     @classmethod
     def fault(
@@ -106,8 +116,12 @@ class Step:
         return cls("stream_error", message=message, delay=delay)
 
     @classmethod
-    def garbage(cls, body: str | None = None) -> Step:
-        return cls("garbage", message=body)
+    def garbage(cls, body: str | None = None, *, status: int = 200) -> Step:
+        return cls("garbage", status=status, message=body)
+
+    @classmethod
+    def truncated(cls, *, delay: float | None = None) -> Step:
+        return cls("truncated", delay=delay)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Step:
@@ -361,9 +375,11 @@ class FakeServer(ABC):
         response: web.StreamResponse
         if step.kind == "garbage":
             body_text = "<html>502 from a confused proxy" if step.message is None else step.message
-            response = web.Response(text=body_text, content_type="application/json")
+            response = web.Response(text=body_text, status=step.status, content_type="application/json")
         else:
             response = await answer(request, step, body)
+            if step.kind == "truncated" and isinstance(response, web.Response):
+                return await _cut_short(request, response)
         self.stats.by_status[response.status] = self.stats.by_status.get(response.status, 0) + 1
         if response.status < 400 and step.kind == "reply":
             self.stats.replies += 1
@@ -406,6 +422,18 @@ class FakeServer(ABC):
         return json_response({"reset": True})
 
 
+async def _cut_short(request: web.Request, whole: web.Response) -> web.StreamResponse:
+    """Send the head of `whole` announcing its full length, half its body, then drop the connection."""
+    body = whole.body if isinstance(whole.body, bytes) else b""
+    response = web.StreamResponse(status=whole.status, headers={"content-type": whole.content_type})
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    assert request.transport is not None
+    request.transport.abort()
+    return response
+
+
 def retry_after_headers(step: Step) -> dict[str, str]:
     """The `retry-after` header a fault step asks for, in the format it asks for."""
     if step.retry_after is None:
@@ -424,5 +452,13 @@ def _json_or_none(raw: bytes) -> Any:
         return None
 
 
+def dumps(data: Any) -> bytes:
+    """JSON as the providers write it; integers beyond 64 bits too (a spoiled usage count), which orjson refuses."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+    return web.Response(body=dumps(data), status=status, content_type="application/json", headers=headers)

@@ -80,7 +80,7 @@ class FakeAnthropic(FakeServer):
         max_tokens: int = body["max_tokens"]
         truncated = len(words) > max_tokens
         text = " ".join(words[:max_tokens])
-        usage: dict[str, int | None] = {
+        usage: dict[str, Any] = {
             "input_tokens": _prompt_tokens(body),
             "output_tokens": min(len(words), max_tokens),
             "cache_creation_input_tokens": 0,
@@ -97,6 +97,7 @@ class FakeAnthropic(FakeServer):
             "stop_reason": step.stop_reason or ("max_tokens" if truncated else "end_turn"),
             "stop_sequence": None,
             "usage": {**usage, "service_tier": "standard"},
+            **(step.patch or {}),
         }
 
 

@@ -11,10 +11,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import orjson
 from aiohttp import web
 
-from worker.testing._fake import FakeServer, Step, json_response, retry_after_headers
+from worker.testing._fake import FakeServer, Step, dumps, json_response, retry_after_headers
 
 __all__ = ["FakeOllama"]
 
@@ -57,15 +56,22 @@ class FakeOllama(FakeServer):
                 # Without streaming, Ollama turns a failure during generation into a 500 with the error.
                 return _error(500, step.message or "error", step)
             text = "".join(chunk["message"]["content"] for chunk in chunks)
-            return json_response({**final, "message": {"role": "assistant", "content": text}})
+            answer = {**final, "message": {"role": "assistant", "content": text}, **(step.patch or {})}
+            return json_response(answer)
         response = web.StreamResponse(headers={"content-type": "application/x-ndjson"})
         await response.prepare(request)
         if step.kind == "stream_error":
             # Ollama reports a failure after the headers went out as one more line, with status 200.
             lines = [*chunks[:1], {"error": step.message or "error"}]
-            await response.write(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+            await response.write(b"".join(dumps(line) + b"\n" for line in lines))
+        elif step.kind == "truncated":
+            # The stream breaks off without its `done` object: Ollama went away mid-answer.
+            await response.write(b"".join(dumps(chunk) + b"\n" for chunk in chunks))
+            assert request.transport is not None
+            request.transport.abort()
+            return response
         else:
-            await response.write(b"".join(orjson.dumps(chunk) + b"\n" for chunk in [*chunks, final]))
+            await response.write(b"".join(dumps(chunk) + b"\n" for chunk in [*chunks, final]))
         await response.write_eof()
         return response
 
@@ -104,6 +110,7 @@ class FakeOllama(FakeServer):
         }
         final.update(self.config.usage)
         final.update(step.usage or {})
+        final.update(step.patch or {})
         return chunks, final
 
 

@@ -1,0 +1,65 @@
+"""Malformed provider answers (contract section 4), one rule for every provider.
+
+An answer that cannot be read as a completion — not JSON, no text, an error object inside a 200 (or
+inside Ollama's stream), a usage count that is not a JSON integer from 0 to 1,000,000,000 — ends the job
+`failed` with `provider_error`, not retryable: the provider did answer, and asking again would only bill
+again. The usage it reported is billed when every count it reported is such an integer, else nothing is.
+A provider reads its answer with `token_count` and raises `MalformedAnswerError`; `malformed_answer`
+turns that into the job's `ProviderError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from catalog import Usage
+from worker.errors import ErrorCode
+from worker.providers.base import ProviderError
+from worker.providers.redaction import Redactor
+
+__all__ = ["MAX_TOKEN_COUNT", "MalformedAnswerError", "malformed_answer", "token_count"]
+
+#: Contract 4: the largest usage count a provider may report (a larger one is a malformed answer).
+MAX_TOKEN_COUNT = 1_000_000_000
+
+
+class MalformedAnswerError(ValueError):
+    """An answer that is not a completion; the text names the fault, `usage` is what it validly reported, if any.
+
+    The text quotes of the answer only a provider error's own text, which `malformed_answer` scrubs.
+    """
+
+    def __init__(self, fault: str, *, usage: Usage | None = None) -> None:
+        super().__init__(fault)
+        self.fault = fault
+        self.usage = usage
+
+    def with_usage(self, usage: Usage | None) -> MalformedAnswerError:
+        """The same fault, billing `usage` (the answer's usage, read before the fault was found)."""
+        return MalformedAnswerError(self.fault, usage=usage)
+
+
+def token_count(counts: Mapping[str, object], key: str, *, where: str, required: bool) -> int:
+    """`counts[key]` when it is a JSON integer from 0 to `MAX_TOKEN_COUNT`; missing or null is 0 unless `required`.
+
+    `type(...) is int` rather than isinstance: a JSON `true` is not a count. `where` names the object for
+    the message (`usage`).
+    """
+    value = counts.get(key)
+    if value is None and not required:
+        return 0
+    if type(value) is not int or not 0 <= value <= MAX_TOKEN_COUNT:
+        raise MalformedAnswerError(
+            f"its `{where}.{key}` is not a token count (a JSON integer from 0 to {MAX_TOKEN_COUNT:,})"
+        )
+    return value
+
+
+def malformed_answer(provider: str, what: str, *, usage: Usage | None, secrets: Iterable[str | None]) -> ProviderError:
+    """The job's error for a malformed answer: `provider_error`, not retryable, billing `usage` (None bills 0).
+
+    `what` may quote the provider's own text, so it is scrubbed of `secrets` (key and prompt texts).
+    """
+    return ProviderError(
+        ErrorCode.PROVIDER_ERROR, f"{provider}: {Redactor(secrets)(what)}", retryable=False, usage=usage
+    )

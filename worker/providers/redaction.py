@@ -1,0 +1,130 @@
+"""Provider text scrubbed before it reaches a result or a log (contract section 11).
+
+A provider's error text may quote what it was sent: the API key, or the job's system prompt and user
+message, whole or in part, plain or JSON-escaped (`\\"`, `\\n`, `\\\\`, `\\u00e9`), cut anywhere. The
+contract's rule is about any 20 consecutive characters of the prompt texts, so matching whole prompts
+is not enough: `Redactor` replaces every stretch of the text that shares 20 consecutive characters with
+a prompt (or with one of its escaped forms) by `[redacted]`.
+
+Cost. Provider messages are short (they are cut to `MAX_DETAIL` characters first) and prompts may be
+100,000 characters, so the prompt is never indexed whole: any 20 common characters contain one of the
+prompt's 10-character blocks that start at a multiple of 10, so the prompt is read in steps of 10 against
+the message's 10-character windows, and only those hits are checked in full. A 100,000-character prompt
+costs about a millisecond; a short one a few microseconds. Nothing is built until a message needs scrubbing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import orjson
+
+__all__ = ["MAX_DETAIL", "REDACTED", "WINDOW", "Redactor"]
+
+#: Contract 11: no 20 consecutive characters of a job's system prompt or user message are ever written.
+WINDOW = 20
+#: Half a window: every common stretch of `WINDOW` characters holds one whole aligned block of this size.
+_BLOCK = WINDOW // 2
+#: What stands for removed text.
+REDACTED = "[redacted]"
+#: Provider messages are quoted into results; a long one is cut so a result stays small.
+MAX_DETAIL = 300
+#: A secret shorter than this would only mangle ordinary words of a message without hiding anything.
+_MIN_SECRET = 8
+#: Said instead when scrubbing once was not enough (a prompt that itself holds the redaction mark).
+_WITHHELD = "[the provider's text was withheld: it quoted the job's prompt]"
+
+
+class Redactor:
+    """Scrubs text of `secrets`: the API key and the job's prompt texts of one call.
+
+    Each secret is replaced wherever it occurs whole, and any 20-character stretch shared with a secret
+    (or with its JSON-escaped forms) is replaced too, so a key or prompt quoted in part is caught as well.
+    Cheap to build per call: the escaped forms are made only when a message has to be checked.
+    """
+
+    __slots__ = ("_forms", "_prompts", "_secrets")
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        kept = tuple(secret for secret in secrets if secret and len(secret) >= _MIN_SECRET)
+        self._secrets = kept
+        self._prompts = tuple(secret for secret in kept if len(secret) >= WINDOW)
+        self._forms: tuple[str, ...] | None = None
+
+    def __call__(self, text: str, *, limit: int | None = MAX_DETAIL) -> str:
+        """`text` cut to `limit` characters, then without any secret or prompt stretch."""
+        if limit is not None and len(text) > limit:
+            text = text[: limit - 1] + "…"
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        if not self._prompts or len(text) < WINDOW:
+            return text
+        forms = self._prompt_forms()
+        scrubbed = _without_shared(text, forms)
+        if scrubbed is not text and _shared_windows(scrubbed, forms):
+            return _WITHHELD
+        return scrubbed
+
+    def _prompt_forms(self) -> tuple[str, ...]:
+        if self._forms is None:
+            forms: dict[str, None] = {}
+            for prompt in self._prompts:
+                forms[prompt] = None
+                forms.update(dict.fromkeys(_escaped_forms(prompt)))
+            self._forms = tuple(forms)
+        return self._forms
+
+
+def _escaped_forms(prompt: str) -> list[str]:
+    """How a provider may quote `prompt` inside JSON: escaped with non-ASCII kept, as `\\uXXXX`, and as Go writes it.
+
+    Go's encoding/json (Ollama) also writes `<`, `>`, `&` as `\\u003c`, `\\u003e`, `\\u0026`.
+    """
+    kept = orjson.dumps(prompt).decode()[1:-1]
+    forms = [kept, json.dumps(prompt)[1:-1]]
+    if "<" in kept or ">" in kept or "&" in kept:
+        forms.append(kept.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    return forms
+
+
+def _shared_windows(text: str, forms: Iterable[str]) -> set[str]:
+    """The `WINDOW`-character stretches of `text` that occur in any of `forms`."""
+    windows = {text[i : i + WINDOW] for i in range(len(text) - WINDOW + 1)}
+    blocks = {text[i : i + _BLOCK] for i in range(len(text) - _BLOCK + 1)}
+    shared: set[str] = set()
+    for form in forms:
+        last_start = len(form) - WINDOW
+        for block_start in range(0, len(form) - _BLOCK + 1, _BLOCK):
+            if form[block_start : block_start + _BLOCK] not in blocks:
+                continue
+            # The windows of `form` that hold this whole block.
+            for start in range(max(0, block_start - _BLOCK), min(block_start, last_start) + 1):
+                window = form[start : start + WINDOW]
+                if window in windows:
+                    shared.add(window)
+    return shared
+
+
+def _without_shared(text: str, forms: Iterable[str]) -> str:
+    """`text` with each run of characters covered by a shared window replaced by `REDACTED` (`text` itself if none)."""
+    shared = _shared_windows(text, forms)
+    if not shared:
+        return text
+    covered = [False] * len(text)
+    for i in range(len(text) - WINDOW + 1):
+        if text[i : i + WINDOW] in shared:
+            covered[i : i + WINDOW] = [True] * WINDOW
+    parts: list[str] = []
+    i = 0
+    while i < len(text):
+        if covered[i]:
+            while i < len(text) and covered[i]:
+                i += 1
+            parts.append(REDACTED)
+        else:
+            start = i
+            while i < len(text) and not covered[i]:
+                i += 1
+            parts.append(text[start:i])
+    return "".join(parts)
