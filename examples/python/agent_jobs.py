@@ -138,9 +138,10 @@ def result_subject(run_id: str) -> str:
     return RESULT_SUBJECT_PREFIX + run_id
 
 
-def signature(body: bytes, key: bytes) -> str:
-    """The `Maschina-Signature` header value: HMAC-SHA256 of the exact body bytes published."""
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+def signature(body: bytes, key: bytes | str) -> str:
+    """The `Maschina-Signature` header value: HMAC-SHA256 of the exact body bytes published (a str key as UTF-8)."""
+    secret = key.encode() if isinstance(key, str) else key
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 async def publish_job(
@@ -148,7 +149,7 @@ async def publish_job(
     job: Job,
     *,
     reply_to: str | None = None,
-    signing_key: bytes | None = None,
+    signing_key: bytes | str | None = None,
     traceparent: str | None = None,
     tracestate: str | None = None,
     job_id: str | None = None,

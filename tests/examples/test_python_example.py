@@ -35,7 +35,7 @@ from tests.examples.stack import ExampleStack, example_stack
 
 pytestmark = [pytest.mark.system, pytest.mark.asyncio(loop_scope="module")]
 
-SIGNING_KEY = stack_module.SIGNING_KEY.encode()
+SIGNING_KEY = stack_module.SIGNING_KEY
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
@@ -127,7 +127,7 @@ async def test_every_other_status_through_the_results_stream(
 async def test_a_badly_signed_job_is_dead_lettered_and_the_wait_says_where_to_look(js: JetStreamContext) -> None:
     job = new_job()
     dead = await js.subscribe(DLQ_SUBJECT, ordered_consumer=True)
-    await publish_job(js, job, signing_key=b"not-the-workers-key")
+    await publish_job(js, job, signing_key=b"not-the-workers-key")  # bytes or str
     letter = await dead.next_msg(timeout=20.0)
     await dead.unsubscribe()
     assert orjson.loads(letter.data)["data"]["runId"] == job["runId"]
