@@ -7,6 +7,7 @@ export type ErrorCode =
   | "unknown_model"
   | "model_not_allowed"
   | "input_too_large"
+  | "quota_exceeded"
   | "provider_not_configured"
   | "provider_auth"
   | "provider_bad_request"
