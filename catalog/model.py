@@ -9,8 +9,8 @@ from typing import Literal
 
 __all__ = ["DEFAULT_OUTPUT_CAP", "PROVIDERS", "Catalog", "ModelSpec", "ProviderName", "TierSpec"]
 
-ProviderName = Literal["anthropic", "ollama"]
-PROVIDERS: tuple[ProviderName, ...] = ("anthropic", "ollama")
+ProviderName = Literal["anthropic", "ollama", "openai"]
+PROVIDERS: tuple[ProviderName, ...] = ("anthropic", "ollama", "openai")
 
 #: Output tokens a model may be asked for when the catalog names no cap of its own.
 DEFAULT_OUTPUT_CAP = 16_384

@@ -129,6 +129,10 @@ class Settings(BaseModel):
 
     anthropic_api_key: SecretStr | None = _env("ANTHROPIC_API_KEY", "Anthropic API key", None)
     anthropic_base_url: str | None = _env("ANTHROPIC_BASE_URL", "Anthropic API base URL", None)
+    openai_api_key: SecretStr | None = _env("OPENAI_API_KEY", "OpenAI API key", None)
+    openai_base_url: str | None = _env(
+        "OPENAI_BASE_URL", "OpenAI API base URL, e.g. http://vllm:8000/v1 for any OpenAI-compatible server", None
+    )
     ollama_host: str = _env("OLLAMA_HOST", "Ollama server", "http://127.0.0.1:11434")
 
     @model_validator(mode="after")

@@ -20,7 +20,7 @@ def test_prints_tiers_models_and_the_matrix(capsys: pytest.CaptureFixture[str]) 
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.splitlines()
-    assert lines[0] == "Catalog catalog/default.toml (built in): 7 tiers, 6 models"
+    assert lines[0] == "Catalog catalog/default.toml (built in): 7 tiers, 9 models"
     for expected in [
         "  access         0  ollama/llama3.2                        0",
         "  m10            3  claude-opus-4-6               10,000,000",
@@ -32,6 +32,9 @@ def test_prints_tiers_models_and_the_matrix(capsys: pytest.CaptureFixture[str]) 
         "  claude-sonnet-4-6          -       -     yes*  yes   yes*   yes         yes",
         "  claude-opus-4-6            -       -     -     yes*  yes    yes*        yes*",
         "  ollama/llama3.2            yes*    yes   yes   yes   yes    yes         yes",
+        "  gpt-5                      GPT-5              openai     m5                 8       16384",
+        "  gpt-5-mini                 -       yes   yes   yes   yes    yes         yes",
+        "  o3                         -       -     -     yes   yes    yes         yes",
     ]:
         assert expected in lines
     tier_rows = [line.split()[0] for line in lines if re.match(r"  \S+ +\d+  \S+ +(unlimited|[\d,]+)$", line)]
@@ -66,9 +69,15 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     }
     ollama = ["ollama/llama3.2", "ollama/llama3.1", "ollama/mistral"]
     assert document["allowed"]["access"] == ollama
-    assert document["allowed"]["m1"] == ["claude-haiku-4-5-20251001", *ollama]
-    assert document["allowed"]["m5"] == ["claude-haiku-4-5-20251001", "claude-sonnet-4-6", *ollama]
-    every = ["claude-haiku-4-5-20251001", "claude-sonnet-4-6", "claude-opus-4-6", *ollama]
+    assert document["allowed"]["m1"] == ["claude-haiku-4-5-20251001", *ollama, "gpt-5-mini"]
+    assert document["allowed"]["m5"] == [
+        "claude-haiku-4-5-20251001",
+        "claude-sonnet-4-6",
+        *ollama,
+        "gpt-5-mini",
+        "gpt-5",
+    ]
+    every = ["claude-haiku-4-5-20251001", "claude-sonnet-4-6", "claude-opus-4-6", *ollama, "gpt-5-mini", "gpt-5", "o3"]
     assert [document["allowed"][tier] for tier in ("m10", "teams", "enterprise", "internal")] == [every] * 4
 
 
@@ -85,13 +94,13 @@ def test_file_checks_and_prints_an_ops_catalog(tmp_path: Path, capsys: pytest.Ca
 
 def test_a_bad_file_exits_2_naming_every_fault(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text(edit(edit(OPS_FILE, 'provider = "anthropic"', 'provider = "openai"'), "rank = 1", "rank = -1"))
+    path.write_text(edit(edit(OPS_FILE, 'provider = "anthropic"', 'provider = "azure"'), "rank = 1", "rank = -1"))
     assert main(["catalog", "--file", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
         f"{path}, line 6: tier 'pro': rank is -1; it must be 0 or more",
-        f"{path}, line 19: model 'claude-pro': unknown provider 'openai' (known: anthropic, ollama)",
+        f"{path}, line 19: model 'claude-pro': unknown provider 'azure' (known: anthropic, ollama, openai)",
     ]
 
 

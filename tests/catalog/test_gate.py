@@ -18,12 +18,18 @@ claude-opus-4-6            -       -   -   Y    Y      Y           Y
 ollama/llama3.2            Y       Y   Y   Y    Y      Y           Y
 ollama/llama3.1            Y       Y   Y   Y    Y      Y           Y
 ollama/mistral             Y       Y   Y   Y    Y      Y           Y
+gpt-5-mini                 -       Y   Y   Y    Y      Y           Y
+gpt-5                      -       -   Y   Y    Y      Y           Y
+o3                         -       -   -   Y    Y      Y           Y
 """
 
 REFUSALS = {
     "claude-haiku-4-5-20251001": "Model Claude Haiku requires the m1 plan or higher.",
     "claude-sonnet-4-6": "Model Claude Sonnet requires the m5 plan or higher.",
     "claude-opus-4-6": "Model Claude Opus requires the m10 plan or higher.",
+    "gpt-5-mini": "Model GPT-5 mini requires the m1 plan or higher.",
+    "gpt-5": "Model GPT-5 requires the m5 plan or higher.",
+    "o3": "Model o3 requires the m10 plan or higher.",
 }
 
 DEFAULTS = {
@@ -69,7 +75,8 @@ def _outcome(tier: str, model: str | None) -> Outcome:
 
 
 def test_the_matrix_covers_every_tier_and_catalog_model() -> None:
-    assert len(MATRIX_CASES) == 7 * 6
+    assert len(MATRIX_CASES) == 7 * 9
+    assert {model for _, model, _ in MATRIX_CASES} == set(default_catalog().models)
     assert {tier for tier, _, _ in MATRIX_CASES} == set(DEFAULTS)
 
 

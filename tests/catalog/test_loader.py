@@ -44,6 +44,9 @@ CONTRACT_MODELS = [
     ("ollama/llama3.2", "Llama 3.2 (local)", "ollama", "access", "0"),
     ("ollama/llama3.1", "Llama 3.1 (local)", "ollama", "access", "0"),
     ("ollama/mistral", "Mistral (local)", "ollama", "access", "0"),
+    ("gpt-5-mini", "GPT-5 mini", "openai", "m1", "1"),
+    ("gpt-5", "GPT-5", "openai", "m5", "8"),
+    ("o3", "o3", "openai", "m10", "20"),
 ]
 
 
@@ -79,6 +82,7 @@ def test_provider_model_names() -> None:
     models = default_catalog().models
     assert models["ollama/llama3.2"].provider_model == "llama3.2"
     assert models["claude-opus-4-6"].provider_model == "claude-opus-4-6"
+    assert models["gpt-5-mini"].provider_model == "gpt-5-mini"
 
 
 SOURCE = "/etc/agent-worker/catalog.toml"
@@ -222,10 +226,10 @@ CASES = [
     # Models.
     Case(
         "unknown provider",
-        edit(BASE, 'provider = "anthropic"', 'provider = "openai"'),
+        edit(BASE, 'provider = "anthropic"', 'provider = "azure"'),
         19,
         "model 'claude-pro'",
-        ("unknown provider 'openai'", "anthropic, ollama"),
+        ("unknown provider 'azure'", "anthropic, ollama, openai"),
     ),
     Case(
         "provider not a string",
@@ -385,9 +389,9 @@ def test_load_reads_a_file_and_names_it(tmp_path: Path) -> None:
     path = tmp_path / "ops-catalog.toml"
     path.write_text(BASE, encoding="utf-8")
     assert load_catalog(path).source == str(path)
-    path.write_text(edit(BASE, 'provider = "anthropic"', 'provider = "openai"'), encoding="utf-8")
+    path.write_text(edit(BASE, 'provider = "anthropic"', 'provider = "azure"'), encoding="utf-8")
     with pytest.raises(
-        CatalogError, match=rf"^{re.escape(str(path))}, line 19: model 'claude-pro': unknown provider 'openai'"
+        CatalogError, match=rf"^{re.escape(str(path))}, line 19: model 'claude-pro': unknown provider 'azure'"
     ):
         load_catalog(path)
 

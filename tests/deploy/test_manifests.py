@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 from nats.aio.client import DEFAULT_DRAIN_TIMEOUT
 
+from catalog import default_catalog
 from catalog.loader import parse_catalog
 from tests.deploy.conftest import DEPLOY, NATS_CONFIG
 from tests.deploy.manifests import (
@@ -112,6 +113,7 @@ def test_config_map_holds_only_worker_settings_that_parse() -> None:
     assert names <= SETTING_NAMES
     provider_keys = k8s_object("Secret", "agent-worker-provider-keys")["stringData"]
     assert set(provider_keys) <= SETTING_NAMES
+    assert {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} <= set(provider_keys)
     settings = Settings.from_env(config_data() | literal_env())
     assert settings.catalog_file is not None
     assert settings.nats_nkey_seed is not None
@@ -135,7 +137,8 @@ def test_config_and_secrets_are_wired_into_the_pod() -> None:
 def test_catalog_config_map_is_a_valid_catalog() -> None:
     text = k8s_object("ConfigMap", "agent-worker-catalog")["data"]["catalog.toml"]
     catalog = parse_catalog(text, "deploy/k8s/configmap.yaml")
-    assert "claude-sonnet-4-6" in catalog.models
+    # Ops may price models differently, but the file offers every model the built-in catalog does.
+    assert set(catalog.models) == set(default_catalog().models)
 
 
 def test_termination_grace_covers_the_shutdown_grace_and_the_drain() -> None:
@@ -212,7 +215,7 @@ def test_compose_runs_two_replicas_of_known_settings() -> None:
     assert set(declared) <= SETTING_NAMES
     # Provider settings pass through from the shell (no value): set there, or absent in the container.
     passed_through = {name for name, value in declared.items() if value is None}
-    assert {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"} <= passed_through
+    assert {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"} <= passed_through
     env = {name: compose_value(str(value)) for name, value in declared.items() if value is not None}
     # An empty value is not "unset" to every reader (the Anthropic SDK takes an empty base URL as given).
     assert all(env.values()), [name for name, value in env.items() if not value]

@@ -10,7 +10,8 @@ import pytest
 from worker.providers import Provider, ProviderRequest
 from worker.providers.anthropic import AnthropicProvider
 from worker.providers.ollama import OllamaProvider
-from worker.testing import FakeAnthropic, FakeConfig, FakeOllama, FakeServer
+from worker.providers.openai import OpenAIProvider
+from worker.testing import FakeAnthropic, FakeConfig, FakeOllama, FakeOpenAI, FakeServer
 
 API_KEY = "sk-ant-test-0123456789-do-not-leak"
 SYSTEM_PROMPT = "SYSTEM-PROMPT-TEXT You are terse."
@@ -41,6 +42,12 @@ async def fake_ollama() -> AsyncIterator[FakeOllama]:
 
 
 @pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI(FakeConfig(api_key=API_KEY)) as fake:
+        yield fake
+
+
+@pytest.fixture
 async def anthropic_provider(fake_anthropic: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
     provider = AnthropicProvider(api_key=API_KEY, base_url=fake_anthropic.url, concurrency=4)
     yield provider
@@ -54,12 +61,24 @@ async def ollama_provider(fake_ollama: FakeOllama) -> AsyncIterator[OllamaProvid
     await provider.aclose()
 
 
-@pytest.fixture(params=["anthropic", "ollama"])
+@pytest.fixture
+async def openai_provider(fake_openai: FakeOpenAI) -> AsyncIterator[OpenAIProvider]:
+    provider = OpenAIProvider(api_key=API_KEY, base_url=fake_openai.base_url, concurrency=4)
+    yield provider
+    await provider.aclose()
+
+
+@pytest.fixture(params=["anthropic", "openai", "ollama"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     """Each provider with its own fake; a pool of one connection, so a leaked connection would stall the next call."""
     if request.param == "anthropic":
         async with FakeAnthropic(FakeConfig(api_key=API_KEY)) as fake:
             provider: Provider = AnthropicProvider(api_key=API_KEY, base_url=fake.url, concurrency=1)
+            yield Harness(fake, provider)
+            await provider.aclose()
+    elif request.param == "openai":
+        async with FakeOpenAI(FakeConfig(api_key=API_KEY)) as fake:
+            provider = OpenAIProvider(api_key=API_KEY, base_url=fake.base_url, concurrency=1)
             yield Harness(fake, provider)
             await provider.aclose()
     else:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from catalog import default_catalog
@@ -17,7 +18,9 @@ from worker.providers import Provider, RetryPolicy
 from worker.providers.registry import build_providers, close_providers
 from worker.result import ResultBilling, RunResult
 from worker.settings import Settings
-from worker.testing import FakeAnthropic, FakeOllama, Step
+from worker.testing import FakeAnthropic, FakeOllama, FakeOpenAI, FakeServer, Step
+
+pytestmark = pytest.mark.nats
 
 FAST = RetryPolicy(base=0.01, cap=0.05, max_calls=5)
 
@@ -45,9 +48,17 @@ def _job(tier: str, model: str | None, *, timeout_secs: int = 30) -> Job:
 
 
 @pytest.fixture
-async def providers(fake_anthropic: FakeAnthropic, fake_ollama: FakeOllama) -> AsyncIterator[dict[str, Provider]]:
+async def providers(
+    fake_anthropic: FakeAnthropic, fake_ollama: FakeOllama, fake_openai: FakeOpenAI
+) -> AsyncIterator[dict[str, Provider]]:
     settings = Settings.from_env(
-        {"ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.url, "OLLAMA_HOST": fake_ollama.url}
+        {
+            "ANTHROPIC_API_KEY": API_KEY,
+            "ANTHROPIC_BASE_URL": fake_anthropic.url,
+            "OPENAI_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "OLLAMA_HOST": fake_ollama.url,
+        }
     )
     built = build_providers(settings, concurrency=4)
     yield built
@@ -107,6 +118,100 @@ async def test_ollama_usage_is_carried_and_billed_at_its_multiplier(
     assert (sent.body["model"], sent.body["options"]) == ("llama3.2", {"num_predict": 4096})
 
 
+@pytest.mark.parametrize(
+    ("tier", "model", "usage", "billed"),
+    [
+        # GPT-5 x 8: input = 1,200 prompt (of which 1,024 cached) -> 1,200 x 8 = 9,600; output = 300 completion
+        # (of which 256 reasoning) -> 300 x 8 = 2,400; total 12,000. Counting cached or reasoning tokens again
+        # would bill 17,792 or 14,448.
+        pytest.param(
+            "m5",
+            "gpt-5",
+            {"prompt_tokens": 1200, "completion_tokens": 300, "cached_tokens": 1024, "reasoning_tokens": 256},
+            ("8", 176, 1024, 300, 9600, 2400, 12000),
+            id="gpt-5-cached-and-reasoning",
+        ),
+        # o3 x 20: input 333 (none cached) -> 6,660; output 1,001 (1,000 of them reasoning) -> 20,020.
+        pytest.param(
+            "m10",
+            "o3",
+            {"prompt_tokens": 333, "completion_tokens": 1001, "reasoning_tokens": 1000},
+            ("20", 333, 0, 1001, 6660, 20020, 26680),
+            id="o3-reasoning",
+        ),
+        # GPT-5 mini x 1, no *_details at all: 41 + 9.
+        pytest.param(
+            "m1",
+            "gpt-5-mini",
+            {
+                "prompt_tokens": 41,
+                "completion_tokens": 9,
+                "prompt_tokens_details": None,
+                "completion_tokens_details": None,
+            },
+            ("1", 41, 0, 9, 41, 9, 50),
+            id="gpt-5-mini-no-details",
+        ),
+    ],
+)
+async def test_openai_usage_is_mapped_and_billed_once(
+    pipeline: Pipeline,
+    fake_openai: FakeOpenAI,
+    tier: str,
+    model: str,
+    usage: dict[str, int | None],
+    billed: tuple[str, int, int, int, int, int, int],
+) -> None:
+    fake_openai.script(Step.reply("Answer.", usage=usage))
+
+    result = await _run(pipeline, _job(tier, model))
+
+    assert (result.status, result.model, result.provider) == ("completed", model, "openai")
+    assert (result.output_payload, result.stop_reason) == ({"text": "Answer."}, "end_turn")
+    multiplier, uncached, cached, output, billed_in, billed_out, total = billed
+    assert result.usage.model_dump(by_alias=True) == {
+        "inputTokens": uncached,
+        "outputTokens": output,
+        "cacheCreationInputTokens": 0,
+        "cacheReadInputTokens": cached,
+    }
+    assert result.billing.multiplier == Decimal(multiplier)
+    assert (result.billing.billed_input_tokens, result.billing.billed_output_tokens) == (billed_in, billed_out)
+    assert result.billing.billed_tokens == total
+    (sent,) = fake_openai.requests
+    assert (sent.body["model"], sent.body["max_completion_tokens"]) == (model, 4096)
+
+
+async def test_openai_insufficient_quota_fails_at_once_and_is_not_handed_back(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script(Step.fault(429, error_code="insufficient_quota", retry_after=0.1), Step.reply("too late"))
+
+    result = await _run(pipeline, _job("m5", "gpt-5"), final=False)
+
+    assert (result.status, result.provider) == ("failed", "openai")
+    assert result.error is not None
+    assert (result.error.code, result.error.retryable) == (ErrorCode.PROVIDER_AUTH, False)
+    assert result.billing.billed_tokens == 0
+    assert fake_openai.stats.calls == 1
+
+
+async def test_a_malformed_openai_answer_fails_and_bills_its_valid_usage(
+    pipeline: Pipeline, fake_openai: FakeOpenAI
+) -> None:
+    body = {"object": "chat.completion", "choices": [], "usage": {"prompt_tokens": 100, "completion_tokens": 7}}
+    fake_openai.script(Step.garbage(orjson.dumps(body).decode()))
+
+    result = await _run(pipeline, _job("m5", "gpt-5"), final=False)
+
+    assert result.status == "failed"
+    assert result.error is not None
+    assert (result.error.code, result.error.retryable) == (ErrorCode.PROVIDER_ERROR, False)
+    # 100 x 8 + 7 x 8
+    assert (result.usage.input_tokens, result.usage.output_tokens, result.billing.billed_tokens) == (100, 7, 856)
+    assert fake_openai.stats.calls == 1
+
+
 async def test_a_transient_429_then_529_ends_completed(pipeline: Pipeline, fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(Step.fault(429, retry_after=0.2), Step.fault(529), Step.reply("ok"))
 
@@ -146,13 +251,14 @@ async def test_a_non_retryable_error_fails_the_run(pipeline: Pipeline, fake_anth
     assert (result.billing.billed_tokens, result.output_payload) == (0, None)
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "ollama"])
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "ollama"])
 async def test_timeout_secs_ends_the_run_timed_out_and_cancels_the_request(
-    pipeline: Pipeline, fake_anthropic: FakeAnthropic, fake_ollama: FakeOllama, provider: str
+    pipeline: Pipeline, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI, fake_ollama: FakeOllama, provider: str
 ) -> None:
-    fake = fake_anthropic if provider == "anthropic" else fake_ollama
+    fake: FakeServer = {"anthropic": fake_anthropic, "openai": fake_openai, "ollama": fake_ollama}[provider]
     fake.script(Step.hang())
-    job = _job("m5", "claude-sonnet-4-6" if provider == "anthropic" else "ollama/mistral", timeout_secs=1)
+    model = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-5", "ollama": "ollama/mistral"}[provider]
+    job = _job("m5", model, timeout_secs=1)
 
     result = await _run(pipeline, job, final=False)
 
@@ -165,19 +271,27 @@ async def test_timeout_secs_ends_the_run_timed_out_and_cancels_the_request(
         await fake.wait_until(lambda s: s.cancelled == 1)
 
 
-async def test_no_anthropic_key_means_provider_not_configured(fake_ollama: FakeOllama) -> None:
-    providers = build_providers(Settings.from_env({"OLLAMA_HOST": fake_ollama.url}))
+@pytest.mark.parametrize(("provider", "model"), [("anthropic", "claude-sonnet-4-6"), ("openai", "gpt-5")])
+async def test_no_key_means_provider_not_configured(fake_ollama: FakeOllama, provider: str, model: str) -> None:
+    # Pointed at a base URL, but without a key the provider is not built: the call must not be attempted.
+    env = {
+        "OLLAMA_HOST": fake_ollama.url,
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+    }
+    providers = build_providers(Settings.from_env(env))
     pipeline = Pipeline(catalog=default_catalog(), providers=providers, worker_id="worker-test", retry=FAST)
     try:
-        cloud = await _run(pipeline, _job("m5", "claude-sonnet-4-6"))
+        cloud = await _run(pipeline, _job("m5", model))
         local = await _run(pipeline, _job("m5", "ollama/llama3.1"))
     finally:
         await close_providers(providers)
 
     assert sorted(providers) == ["ollama"]
-    assert (cloud.status, cloud.provider) == ("failed", "anthropic")
+    assert (cloud.status, cloud.provider, cloud.model) == ("failed", provider, model)
     assert cloud.error is not None
     assert (cloud.error.code, cloud.error.retryable) == (ErrorCode.PROVIDER_NOT_CONFIGURED, False)
+    assert cloud.billing.billed_tokens == 0
     assert local.status == "completed"
 
 
@@ -223,3 +337,11 @@ async def test_a_bill_beyond_64_bits_is_written_exactly(pipeline: Pipeline) -> N
 
     assert b'"billing":{"multiplier":"100000000000","billedInputTokens":100000000000000000000,' in body
     assert RunResult.from_json(body).to_json() == body
+
+
+async def test_each_key_builds_only_its_own_provider() -> None:
+    providers = build_providers(Settings.from_env({"OPENAI_API_KEY": API_KEY}))
+    try:
+        assert sorted(providers) == ["ollama", "openai"]
+    finally:
+        await close_providers(providers)

@@ -115,7 +115,7 @@ def test_a_written_recording_reads_back_equal(recordings: Path) -> None:
         ({"key": "0" * 64}, "is not the hash of `request`"),
         ({"error": {"code": "timeout", "message": "m", "retryable": False}}, "exactly one of `response` and `error`"),
         ({"response": None}, "exactly one of `response` and `error`"),
-        ({"provider": "openai"}, "provider"),
+        ({"provider": "azure"}, "provider"),
         ({"format": 2}, "format"),
         ({"surprise": 1}, "surprise"),
     ],

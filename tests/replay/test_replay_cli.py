@@ -132,10 +132,11 @@ def test_compare_prices_a_multiplier_change_per_tier_and_model(
 ) -> None:
     text = DEFAULT_CATALOG.read_text()
     assert text.count('multiplier = "3"') == 1
-    assert text.count('multiplier = "1"') == 1
+    haiku = 'display_name = "Claude Haiku"\nprovider = "anthropic"\nmin_tier = "m1"\nmultiplier = "1"'
+    assert text.count(haiku) == 1
     after = tmp_path / "after.toml"
     after.write_text(
-        text.replace('multiplier = "3"', 'multiplier = "3.25"').replace('multiplier = "1"', 'multiplier = "0.5"')
+        text.replace('multiplier = "3"', 'multiplier = "3.25"').replace(haiku, haiku.replace('"1"', '"0.5"'))
     )
 
     replayed = replay_cli(capsys, jobs, "--recordings", priced, "--compare", after)

@@ -1,6 +1,6 @@
 """The contract's error table in one place: an HTTP status or a dead connection becomes a `ProviderError`.
 
-Both providers classify through here, so Anthropic and Ollama can never disagree on what a 529 or a
+Every provider classifies through here, so Anthropic, OpenAI and Ollama can never disagree on what a 529 or a
 refused connection means, and every message is scrubbed of the secrets the caller names (the API key and
 the job's prompt texts, see `worker.providers.redaction`).
 """
@@ -55,7 +55,13 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _code_for_status(status: int) -> tuple[ErrorCode, bool]:
+#: Error codes a provider sends with a 429 that mean "out of credit", not "slow down": waiting does not help.
+_OUT_OF_CREDIT = frozenset({"insufficient_quota"})
+
+
+def _code_for_status(status: int, error_code: str | None) -> tuple[ErrorCode, bool]:
+    if status == 429 and error_code in _OUT_OF_CREDIT:
+        return ErrorCode.PROVIDER_AUTH, False
     if status in (401, 403):
         return ErrorCode.PROVIDER_AUTH, False
     if status in (400, 404, 413):
@@ -68,10 +74,19 @@ def _code_for_status(status: int) -> tuple[ErrorCode, bool]:
 
 
 def status_error(
-    provider: str, status: int, detail: str, headers: Mapping[str, str], *, secrets: Iterable[str | None] = ()
+    provider: str,
+    status: int,
+    detail: str,
+    headers: Mapping[str, str],
+    *,
+    secrets: Iterable[str | None] = (),
+    error_code: str | None = None,
 ) -> ProviderError:
-    """A provider's HTTP error answer, classified; `detail` is the provider's own error text."""
-    code, retryable = _code_for_status(status)
+    """A provider's HTTP error answer, classified; `detail` is the provider's own error text.
+
+    `error_code` is the provider's machine-readable code, when its error body has one (OpenAI's `code`).
+    """
+    code, retryable = _code_for_status(status, error_code)
     message = f"{provider} answered HTTP {status}"
     if detail:
         # Cut first, scrubbed whole: a prompt's stretch could straddle the prefix and the provider's text.

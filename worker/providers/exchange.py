@@ -13,8 +13,8 @@ A recording is one JSON object per file (`*.json`; any file name). Fields, all c
 }
 ```
 
-- `provider`: `anthropic` or `ollama`; `model`: the provider's own model name (for Ollama without
-  `ollama/`, e.g. `llama3.2`), exactly what the worker sends.
+- `provider`: `anthropic`, `openai` or `ollama`; `model`: the provider's own model name (for Ollama
+  without `ollama/`, e.g. `llama3.2`), exactly what the worker sends.
 - The matching key is `key`: the SHA-256 hex digest of the compact JSON, keys sorted, of
   `{"maxTokens": int, "systemPrompt": str|null, "userMessage": str}` (see `request_key`). Provider
   and model are matched as fields of their own, so the same prompt may be recorded for two models.
@@ -22,9 +22,10 @@ A recording is one JSON object per file (`*.json`; any file name). Fields, all c
   computed from it). Leave `request` out to keep prompt text out of the file.
 - A recording with neither `key` nor `request` is the model's **default**: it answers every call to
   that provider and model that has no exact recording, so any job gets an answer.
-- `response` is the provider's real response body: an Anthropic Messages API `message` object, or an
-  Ollama `/api/chat` non-streamed body. Text, stop reason and usage are derived from it by the real
-  providers' own parsing, so a recording bills exactly what the live call billed.
+- `response` is the provider's real response body: an Anthropic Messages API `message` object, an
+  OpenAI `chat.completion` object, or an Ollama `/api/chat` non-streamed body. Text, stop reason and
+  usage are derived from it by the real providers' own parsing, so a recording bills exactly what the
+  live call billed.
 - Instead of `response`, a recording may hold `error`: the failure as the provider adapter
   classified it, `{"code": "provider_bad_request", "message": "…", "retryable": false,
   "retryAfter": null, "usage": null}` (`usage` in the result's camelCase shape when the provider
@@ -124,7 +125,7 @@ def _usage_fields(usage: Usage) -> dict[str, int]:
 
 class Recording(_Wire):
     format: Literal[1] = FORMAT_VERSION
-    provider: Literal["anthropic", "ollama"]
+    provider: Literal["anthropic", "ollama", "openai"]
     model: str = Field(min_length=1)
     key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     request: RecordedRequest | None = None

@@ -1,9 +1,10 @@
 """Providers that answer from recorded exchanges, and a wrapper that records live ones (format: `exchange`).
 
-`RecordedProvider` stands for a real provider (`name` is `anthropic` or `ollama`): it looks each
+`RecordedProvider` stands for a real provider (`name` is `anthropic`, `openai` or `ollama`): it looks each
 call up by provider, model and request key, falls back to the model's default recording, and
 raises `provider_error` naming the model and key when there is neither. Recorded responses are
-turned into replies by the real providers' own parsing (`reply_from_body`, `parse_chat_answer`),
+turned into replies by the real providers' own parsing (`reply_from_body`, `reply_from_completion`,
+`parse_chat_answer`),
 so a replayed job bills exactly as the live call did.
 
 `RecordingProvider` wraps a live provider and writes every answer, and every non-retryable error,
@@ -19,8 +20,10 @@ from typing import Any
 
 import orjson
 
+from catalog import PROVIDERS
 from worker.errors import ErrorCode
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
+from worker.providers.completions import FINISH_REASONS, reply_from_completion
 from worker.providers.exchange import (
     RecordedFailure,
     RecordedRequest,
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 _Answer = ProviderReply | ProviderError
+#: What a recorded `response` of each provider must be.
+_ANSWER_SHAPES = {"anthropic": "an Anthropic Messages answer", "openai": "an OpenAI Chat Completions answer"}
 
 
 def _answer_of(recording: Recording, source: str) -> _Answer:
@@ -55,12 +60,14 @@ def _answer_of(recording: Recording, source: str) -> _Answer:
     try:
         if recording.provider == "anthropic":
             return reply_from_body(response)
+        if recording.provider == "openai":
+            return reply_from_completion(response)
         return parse_chat_answer(orjson.dumps(response))
     except ProviderError as exc:
         # A well-formed answer the provider adapter refuses (an Ollama `{"error": …}` body): replay the refusal.
         return exc
     except MalformedAnswerError as exc:
-        raise RecordingError(f"{source}: `response` is not an Anthropic Messages answer: {exc}") from exc
+        raise RecordingError(f"{source}: `response` is not {_ANSWER_SHAPES[recording.provider]}: {exc}") from exc
 
 
 class RecordingStore:
@@ -139,7 +146,7 @@ class RecordedProvider:
         return None
 
 
-def recorded_providers(store: RecordingStore, names: Iterable[str] = ("anthropic", "ollama")) -> dict[str, Provider]:
+def recorded_providers(store: RecordingStore, names: Iterable[str] = PROVIDERS) -> dict[str, Provider]:
     return {name: RecordedProvider(name, store) for name in names}
 
 
@@ -180,6 +187,7 @@ def recording_providers(providers: Mapping[str, Provider], directory: Path) -> d
 
 
 _OLLAMA_DONE_REASONS = {stop: done for done, stop in DONE_REASONS.items()}
+_OPENAI_FINISH_REASONS = {stop: finish for finish, stop in FINISH_REASONS.items()}
 
 
 def _response_of(provider: str, request: ProviderRequest, reply: ProviderReply) -> dict[str, Any]:
@@ -202,6 +210,28 @@ def _response_of(provider: str, request: ProviderRequest, reply: ProviderReply) 
             },
         }
     stop = reply.stop_reason
+    if provider == "openai":
+        return {
+            "id": f"chatcmpl-recorded-{request_key(request)[:24]}",
+            "object": "chat.completion",
+            "created": int(datetime.now(UTC).timestamp()),
+            "model": request.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": None if stop is None else _OPENAI_FINISH_REASONS.get(stop, stop),
+                }
+            ],
+            # The cached tokens are part of `prompt_tokens` (contract section 5).
+            "usage": {
+                "prompt_tokens": usage.input_tokens + usage.cache_read_input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.input_tokens + usage.cache_read_input_tokens + usage.output_tokens,
+                "prompt_tokens_details": {"cached_tokens": usage.cache_read_input_tokens},
+            },
+        }
     return {
         "model": request.model,
         "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),

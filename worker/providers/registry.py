@@ -16,8 +16,9 @@ _log = structlog.get_logger(__name__)
 def build_providers(settings: Settings, *, concurrency: int | None = None) -> dict[str, Provider]:
     """One provider per configured backend, each pooled for `concurrency` calls (default `WORKER_CONCURRENCY`).
 
-    Anthropic is left out when `ANTHROPIC_API_KEY` is unset: the pipeline answers a model whose
-    provider is missing with `provider_not_configured`, and that is the only place that does.
+    Anthropic is left out when `ANTHROPIC_API_KEY` is unset, OpenAI when `OPENAI_API_KEY` is: the pipeline
+    answers a model whose provider is missing with `provider_not_configured`, and that is the only place
+    that does.
     Ollama needs no key, so it is always there.
     """
     pool = settings.concurrency if concurrency is None else concurrency
@@ -29,6 +30,15 @@ def build_providers(settings: Settings, *, concurrency: int | None = None) -> di
         providers["anthropic"] = AnthropicProvider(
             api_key=settings.anthropic_api_key.get_secret_value(),
             base_url=settings.anthropic_base_url,
+            concurrency=pool,
+        )
+    if settings.openai_api_key is not None:
+        # Imported here for the same reason: the SDK costs over half a second of CPU to import.
+        from worker.providers.openai import OpenAIProvider
+
+        providers["openai"] = OpenAIProvider(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url,
             concurrency=pool,
         )
     return providers

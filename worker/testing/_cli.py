@@ -1,4 +1,4 @@
-"""The command line both fakes share: `python -m worker.testing.fake_<provider> [flags]`.
+"""The command line every fake shares: `python -m worker.testing.fake_<provider> [flags]`.
 
 When listening, the fake prints its URL (`http://127.0.0.1:PORT`) as the first line on stdout and
 serves until SIGTERM or SIGINT. Every flag is also settable later through `POST /_fake/config`.
@@ -42,7 +42,7 @@ def build_parser(description: str, prog: str | None = None) -> argparse.Argument
     parser.add_argument("--down", action="store_true", help="drop every call's connection")
     parser.add_argument("--reply-text", help="the text every reply carries")
     parser.add_argument("--models", type=_csv(str), help="comma-separated models known; others get 404")
-    parser.add_argument("--api-key", help="Anthropic: the only key accepted (default: any)")
+    parser.add_argument("--api-key", help="Anthropic, OpenAI: the only key accepted (default: any)")
     parser.add_argument("--stream-always", action="store_true", help="Ollama: always stream NDJSON")
     parser.add_argument("--seed", type=int, help="seed of the random faults")
     parser.add_argument("--config", type=orjson.loads, default={}, help="JSON object of config fields (flags win)")

@@ -1,4 +1,4 @@
-"""What both fake providers share: configuration, scripted steps, counters, control routes and the server's life.
+"""What every fake provider shares: configuration, scripted steps, counters, control routes and the server's life.
 
 A fake answers each API call with the next scripted `Step` when there is one, else with a random
 fault (`fault_rate`), else with a reply after `delay`. `down` drops every call's connection
@@ -45,8 +45,9 @@ class Step:
     """One scripted answer.
 
     - `reply`: a normal answer; `text`, `stop_reason` (the provider's own word) and `usage` override the config's.
-    - `fault`: HTTP `status` with the provider's error body (`message`) and, when `retry_after` is set,
-      a `retry-after` header (`retry_after_format`: seconds, `ms` for `retry-after-ms`, or an HTTP `date`).
+    - `fault`: HTTP `status` with the provider's error body (`message`; OpenAI also `error_code`, e.g.
+      `insufficient_quota`) and, when `retry_after` is set, a `retry-after` header (`retry_after_format`:
+      seconds, `ms` for `retry-after-ms`, or an HTTP `date`).
     - `drop`: the connection is closed without an answer (the client sees a reset).
     - `hang`: no answer until the client goes away (for timeouts).
     - `stream_error`: Ollama only: a streamed answer that breaks off with an `{"error": message}` line.
@@ -54,9 +55,9 @@ class Step:
       proxy's page.
     - `truncated`: a normal answer whose connection is cut halfway through its body (its length announced in full).
 
-    A reply's `patch` replaces top-level fields of the API's answer object (Anthropic's message, Ollama's final
-    `done` object), and its `usage` may hold any JSON value, so an answer of the real shape can be spoiled in
-    exactly one place (a text block without `text`, a usage count of 2**63 - 1 or 1.5).
+    A reply's `patch` replaces top-level fields of the API's answer object (Anthropic's message, OpenAI's
+    chat.completion, Ollama's final `done` object), and its `usage` may hold any JSON value, so an answer of the
+    real shape can be spoiled in exactly one place (a text block without `text`, a usage count of 2**63 - 1 or 1.5).
 
     `delay` replaces the config's delay for this answer; faults and drops are immediate unless it is set.
     """
@@ -71,6 +72,7 @@ class Step:
     usage: Mapping[str, Any] | None = None
     delay: float | None = None
     patch: Mapping[str, Any] | None = None
+    error_code: str | None = None
 
     @classmethod
     def reply(
@@ -93,6 +95,7 @@ class Step:
         retry_after: float | None = None,
         retry_after_format: RetryAfterFormat = "seconds",
         delay: float | None = None,
+        error_code: str | None = None,
     ) -> Step:
         return cls(
             "fault",
@@ -101,6 +104,7 @@ class Step:
             retry_after=retry_after,
             retry_after_format=retry_after_format,
             delay=delay,
+            error_code=error_code,
         )
 
     @classmethod
@@ -144,7 +148,8 @@ class FakeConfig:
     fault_rate: float = 0.0
     """Chance (0..1) that an unscripted call gets a random fault from `fault_statuses`."""
     fault_statuses: tuple[int, ...] | None = None
-    """Statuses random faults are drawn from; `None` means the fake's own (Anthropic 429/529/500, Ollama 503/500)."""
+    """Statuses random faults are drawn from; `None` means the fake's own (Anthropic 429/529/500, OpenAI
+    429/500/503, Ollama 503/500)."""
     retry_after: float | None = 1.0
     """The `retry-after` seconds sent with random 429, 503 and 529 faults; `None` sends none."""
     down: bool = False
@@ -155,7 +160,8 @@ class FakeConfig:
     models: tuple[str, ...] | None = None
     """The models the fake knows; `None` knows every model. Others get the provider's 404."""
     api_key: str | None = None
-    """Anthropic only: the one key accepted (`x-api-key` or `Authorization: Bearer`); `None` accepts any key."""
+    """Anthropic and OpenAI: the one key accepted (Anthropic: `x-api-key` or `Authorization: Bearer`; OpenAI:
+    `Authorization: Bearer`); `None` accepts any key."""
     stream_always: bool = False
     """Ollama only: stream NDJSON even when asked for `"stream": false`, as some proxies do."""
     seed: int | None = None

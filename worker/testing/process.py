@@ -20,11 +20,12 @@ import orjson
 from worker.testing._fake import FakeConfig, FakeServer, Step
 from worker.testing.anthropic_server import FakeAnthropic
 from worker.testing.ollama_server import FakeOllama
+from worker.testing.openai_server import FakeOpenAI
 
 __all__ = ["FakeProcess"]
 
-FakeKind = Literal["anthropic", "ollama"]
-_SERVERS: dict[FakeKind, type[FakeServer]] = {"anthropic": FakeAnthropic, "ollama": FakeOllama}
+FakeKind = Literal["anthropic", "ollama", "openai"]
+_SERVERS: dict[FakeKind, type[FakeServer]] = {"anthropic": FakeAnthropic, "ollama": FakeOllama, "openai": FakeOpenAI}
 
 
 class FakeProcess:
