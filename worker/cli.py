@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "worker.commands.catalog",
         "print tiers, models and who may use what; validate a catalog file",
     ),
+    "usage": ("worker.commands.usage", "print a user's monthly usage: billed, reserved, quota and what remains"),
     "schema": ("worker.commands.schema", "print the JSON Schema of the job and of the result"),
 }
 
