@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from catalog import Catalog, Denied, ModelSpec, TierSpec, Usage, bill, gate
 from catalog.quota import most_possible_bill
+from worker import tracing
 from worker.door import Rejected
 from worker.errors import ErrorCode
 from worker.job import Job, RunRef
@@ -148,7 +149,12 @@ class Pipeline:
         if amount == 0:
             return None  # never refused, and nothing to hold
         charge = Charge(job.user_id, job.ref.run_id, published, tier.name, amount, tier.monthly_quota, attempt)
-        if not (await self.quotas.reserve(charge)).refused:
+        refused = (await self.quotas.reserve(charge)).refused
+        if tracing.enabled:
+            tracing.event(
+                "quota.reserved", {"maschina.quota.tokens": tracing.count(amount), "maschina.quota.refused": refused}
+            )
+        if not refused:
             return None
         # Exhaustion suspends; it never degrades to a cheaper model. The numbers are the user's own.
         return _rejected(

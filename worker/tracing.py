@@ -22,14 +22,17 @@ names, codes and counts only, never a prompt, a message, an answer or a key (con
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import Token
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
 
 from catalog import Usage
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
@@ -44,6 +47,7 @@ __all__ = [
     "ENV_NAMES",
     "TracingError",
     "configure",
+    "count",
     "enabled",
     "event",
     "job_failed",
@@ -62,7 +66,7 @@ enabled = False
 _tracer: Tracer = trace.NoOpTracer()
 _provider: Any = None  # the SDK's TracerProvider, once configured
 _propagator = TraceContextTextMapPropagator()
-_NOTHING = nullcontext()
+_NOTHING: AbstractContextManager[None] = nullcontext()
 
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -91,6 +95,7 @@ ENV_NAMES = (
 )
 """The standard variables that shape this worker's traces (the SDK reads them; deploy files may set them)."""
 _SCOPE = "agent-worker"
+_INT64_LIMIT = 2**63
 _DEFAULT_SERVICE_NAME = "agent-worker"
 
 
@@ -159,34 +164,42 @@ def shutdown() -> None:
 # --- the job span -------------------------------------------------------------------------------------------
 
 
-def job_span(message: Msg, *, consumer: str) -> Any:
+def job_span(message: Msg, *, consumer: str) -> AbstractContextManager[None]:
     """A context manager around one delivery of a job message: the job's CONSUMER span, current inside it.
 
     Off, a shared no-op context: the message's headers are not read.
     """
     if not enabled:
         return _NOTHING
-    return _job_span(message, consumer)
+    return _JobSpan(message, consumer)
 
 
-@contextmanager
-def _job_span(message: Msg, consumer: str) -> Iterator[None]:
-    span = _tracer.start_span(
-        f"process {message.subject}",
-        context=_parent(message.headers),
-        kind=SpanKind.CONSUMER,
-        attributes=_message_attributes(message, consumer),
-    )
-    token = otel_context.attach(trace.set_span_in_context(span))
-    try:
-        yield
-    except BaseException as exc:
-        # The type only: an exception's text may quote anything, a job's prompt included.
-        _fail(span, type(exc).__name__)
-        raise
-    finally:
-        otel_context.detach(token)
-        span.end()
+class _JobSpan:
+    """The job span, current from `__enter__` to `__exit__` (a class: cheaper than a generator-based one)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, message: Msg, consumer: str) -> None:
+        self._span = _tracer.start_span(
+            f"process {message.subject}",
+            context=_parent(message.headers),
+            kind=SpanKind.CONSUMER,
+            attributes=_message_attributes(message, consumer),
+        )
+        self._token: Token[otel_context.Context] | None = None
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)
+        if exc_type is not None:
+            # The type only: an exception's text may quote anything, a job's prompt included.
+            _fail(self._span, exc_type.__name__)
+        self._span.end()
 
 
 def _parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
@@ -202,10 +215,10 @@ def _parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
         return None  # a header this odd is ignored like a malformed one (contract section 10)
 
 
-def _message_attributes(message: Msg, consumer: str) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
+def _message_attributes(message: Msg, consumer: str) -> dict[str, AttributeValue]:
+    # Few attributes: each costs its share of the span's creation and of its export.
+    attributes: dict[str, AttributeValue] = {
         "messaging.system": "nats",
-        "messaging.operation.type": "process",
         "messaging.operation.name": "process",
         "messaging.destination.name": message.subject,
         "messaging.consumer.group.name": consumer,
@@ -217,42 +230,41 @@ def _message_attributes(message: Msg, consumer: str) -> dict[str, Any]:
     # JetStream's own identity of the message: its sequence in the stream (the same on every delivery).
     attributes["messaging.message.id"] = str(metadata.sequence.stream)
     attributes["messaging.nats.message.delivery_count"] = int(metadata.num_delivered or 1)
-    if metadata.stream:
-        attributes["messaging.nats.stream.name"] = metadata.stream
     return attributes
 
 
 def job_read(ref: RunRef) -> None:
     """The door has read the job: its run and tier go on the job span (call only when `enabled`)."""
-    span = trace.get_current_span()
-    span.set_attribute("maschina.run_id", ref.run_id)
+    attributes: dict[str, AttributeValue] = {"maschina.run_id": ref.run_id}
     if ref.tier is not None:
-        span.set_attribute("maschina.tier", ref.tier)
-    if ref.job_id is not None:
-        span.set_attribute("maschina.job_id", ref.job_id)
+        attributes["maschina.tier"] = ref.tier
+    trace.get_current_span().set_attributes(attributes)
 
 
 def job_result(result: RunResult) -> None:
-    """The run's result as stored: status, error code and billed tokens on the job span."""
-    span = trace.get_current_span()
-    span.set_attribute("maschina.run_id", result.run_id)
-    span.set_attribute("maschina.status", result.status)
-    span.set_attribute("maschina.billed_tokens", result.billing.billed_tokens)
-    if result.model is not None:
-        span.set_attribute("maschina.model", result.model)
-    if result.error is not None:
-        _fail(span, result.error.code.value)
+    """The run's result as stored: status, billed tokens and error code on the job span."""
+    attributes: dict[str, AttributeValue] = {
+        "maschina.status": result.status,
+        "maschina.billed_tokens": count(result.billing.billed_tokens),
+    }
+    _end_job(attributes, None if result.error is None else result.error.code.value)
 
 
 def job_failed(status: str, code: str) -> None:
-    """A delivery that ends without a result of its own: handed back (`retry`) or dead-lettered."""
+    """A delivery that ends without a result of its own: handed back (`retry_later`) or `dead_lettered`."""
+    _end_job({"maschina.status": status}, code)
+
+
+def _end_job(attributes: dict[str, AttributeValue], code: str | None) -> None:
     span = trace.get_current_span()
-    span.set_attribute("maschina.status", status)
-    _fail(span, code)
+    if code is not None:
+        attributes["error.type"] = attributes["maschina.error_code"] = code
+        span.set_status(Status(StatusCode.ERROR, code))
+    span.set_attributes(attributes)
 
 
-def event(name: str, **attributes: Any) -> None:
-    """A short step of the job (`result.lookup`, `result.stored`, `reply.sent`, ...) as an event on its span."""
+def event(name: str, attributes: Mapping[str, AttributeValue] | None = None) -> None:
+    """A short step of the job (`result.lookup`, `quota.reserved`, `result.stored`, `reply.sent`) on its span."""
     trace.get_current_span().add_event(name, attributes)
 
 
@@ -264,8 +276,7 @@ def trace_headers() -> dict[str, str]:
 
 
 def _fail(span: Span, code: str) -> None:
-    span.set_attribute("error.type", code)
-    span.set_attribute("maschina.error_code", code)
+    span.set_attributes({"error.type": code, "maschina.error_code": code})
     span.set_status(Status(StatusCode.ERROR, code))
 
 
@@ -281,7 +292,6 @@ async def provider_call(provider: Provider, request: ProviderRequest) -> Provide
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": provider.name,
             "gen_ai.request.model": request.model,
-            "gen_ai.request.max_tokens": request.max_tokens,
         },
     )
     token = otel_context.attach(trace.set_span_in_context(span))
@@ -289,31 +299,36 @@ async def provider_call(provider: Provider, request: ProviderRequest) -> Provide
         reply = await provider.complete(request)
     except ProviderError as exc:
         if exc.usage is not None:
-            _usage(span, exc.usage)
-        if exc.retryable:
-            span.set_attribute("maschina.retryable", True)
+            span.set_attributes(_usage(exc.usage))
         _fail(span, exc.code.value)
         raise
     except BaseException as exc:
         _fail(span, type(exc).__name__)
         raise
     else:
+        attributes = _usage(reply.usage)
         if reply.model is not None:
-            span.set_attribute("gen_ai.response.model", reply.model)
-        if reply.stop_reason is not None:
-            span.set_attribute("gen_ai.response.finish_reasons", (reply.stop_reason,))
-        _usage(span, reply.usage)
+            attributes["gen_ai.response.model"] = reply.model
+        span.set_attributes(attributes)
         return reply
     finally:
         otel_context.detach(token)
         span.end()
 
 
-def _usage(span: Span, usage: Usage) -> None:
+def _usage(usage: Usage) -> dict[str, AttributeValue]:
     cache_read = usage.cache_read_input_tokens
     cache_creation = usage.cache_creation_input_tokens
-    # GenAI conventions: the input count includes the cached tokens, read or written.
-    span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens + cache_read + cache_creation)
-    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
-    span.set_attribute("gen_ai.usage.cache_read.input_tokens", cache_read)
-    span.set_attribute("gen_ai.usage.cache_creation.input_tokens", cache_creation)
+    return {
+        # GenAI conventions: the input count includes the cached tokens, read or written.
+        "gen_ai.usage.input_tokens": count(usage.input_tokens + cache_read + cache_creation),
+        "gen_ai.usage.output_tokens": count(usage.output_tokens),
+        "gen_ai.usage.cache_read.input_tokens": count(cache_read),
+        "gen_ai.usage.cache_creation.input_tokens": count(cache_creation),
+    }
+
+
+def count(value: int) -> int | str:
+    """A token count as an attribute: OTLP integers are 64-bit, so a larger count (exact billing allows any
+    size) is written as its decimal text rather than making the exporter drop the whole batch."""
+    return value if value < _INT64_LIMIT else str(value)

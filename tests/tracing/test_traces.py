@@ -1,6 +1,6 @@
 """Traces of real `agent-worker run` processes, exported over OTLP/HTTP to a receiver the test runs (contract 10, 11).
 
-Each test starts a nats-server, the fake Anthropic API, an OTLP receiver and one worker process whose only
+Each test starts a nats-server, the fake Anthropic API, an OTLP receiver and one worker process (quotas on) whose only
 tracing configuration is the standard `OTEL_*` variables; the batch processor exports every 50 ms.
 """
 
@@ -54,6 +54,8 @@ async def worker(
         "WORKER_ACK_WAIT_SECS": "5",
         "WORKER_RETRY_BASE_SECS": "0.01",
         "WORKER_RETRY_CAP_SECS": "0.02",
+        # Quotas on, so that the quota steps show on the job span too.
+        "WORKER_QUOTAS": "on",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_SERVICE_NAME": "agent-worker-tracing-test",
         "OTEL_BSP_SCHEDULE_DELAY": "50",
@@ -146,7 +148,11 @@ async def test_a_job_with_traceparent_continues_its_trace_to_the_model_call_and_
     assert attributes["maschina.billed_tokens"] == result["billing"]["billedTokens"] > 0
     assert "maschina.error_code" not in attributes
     assert not job_span.failed
-    assert [name for name, _ in job_span.events] == ["result.lookup", "result.stored", "reply.sent"]
+    events = dict(job_span.events)
+    assert list(events) == ["result.lookup", "quota.reserved", "result.stored", "reply.sent", "quota.settled"]
+    assert events["result.lookup"] == {"found": False}
+    assert events["quota.reserved"]["maschina.quota.refused"] is False
+    assert events["quota.reserved"]["maschina.quota.tokens"] > result["billing"]["billedTokens"]
 
     (call,) = children(in_trace, job_span)
     assert call.kind == SpanKind.SPAN_KIND_CLIENT

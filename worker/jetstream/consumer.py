@@ -169,7 +169,7 @@ class JobConsumer:
         published = published_at(message) if quotas is not None else None
         stored = await through_outages(lambda: handling.recorder.store.lookup(ref.run_id), what="result lookup")
         if tracing.enabled:
-            tracing.event("result.lookup", found=stored is not None)
+            tracing.event("result.lookup", {"found": stored is not None})
         if stored is not None:
             metrics.duplicates.inc()
             log.info("job_already_has_result")
@@ -191,6 +191,8 @@ class JobConsumer:
         stored = await handling.recorder.record(ref, outcome)
         if quotas is not None and published is not None and may_hold_reservation(outcome, attempt):
             await quotas.settle_stored(ref.user_id, published, ref.run_id, stored)
+            if tracing.enabled:
+                tracing.event("quota.settled")
         metrics.child(metrics.job_duration, outcome.status).observe(time.monotonic() - received)
         await _ack(message)
 

@@ -39,7 +39,8 @@ class Recorder:
             headers = tracing.trace_headers()
         stored = await through_outages(lambda: self.store.store(result, headers=headers), what="result")
         if tracing.enabled:
-            tracing.event("result.stored", fresh=stored.fresh)
+            # A record stored by an earlier delivery or another replica wins; this run's is not stored.
+            tracing.event("result.stored" if stored.fresh else "result.already_stored")
         if stored.fresh:
             self._count(result)
             log.info("result_stored", status=result.status, billed_tokens=result.billing.billed_tokens)
