@@ -59,7 +59,7 @@ async def user_usage(js: Any) -> tuple[MonthlyUsage, list[str]]:
         keys = [key for key in await kv.keys() if key.startswith(f"{USER}.")]
     except NoKeysError:
         keys = []
-    billed, reserved = 0, {}
+    billed, reserved = 0, dict[str, int]()
     for key in keys:
         usage = MonthlyUsage.from_json((await kv.get(key)).value or b"")
         billed += usage.billed
