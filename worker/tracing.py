@@ -39,6 +39,7 @@ from worker.providers.base import Provider, ProviderError, ProviderReply, Provid
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
+    from nats.js.api import RawStreamMsg
 
     from worker.job import RunRef
     from worker.result import RunResult
@@ -164,14 +165,23 @@ def shutdown() -> None:
 # --- the job span -------------------------------------------------------------------------------------------
 
 
-def job_span(message: Msg, *, consumer: str) -> AbstractContextManager[None]:
+def job_span(
+    message: Msg | RawStreamMsg, *, consumer: str, seq: int | None = None, deliveries: int | None = None
+) -> AbstractContextManager[None]:
     """A context manager around one delivery of a job message: the job's CONSUMER span, current inside it.
 
-    Off, a shared no-op context: the message's headers are not read.
+    The stream sequence and delivery count come from `seq` and `deliveries` when given, else from the
+    message's JetStream metadata. Off, a shared no-op context: nothing of the message is read.
     """
     if not enabled:
         return _NOTHING
-    return _JobSpan(message, consumer)
+    if seq is None or deliveries is None:
+        try:
+            metadata = message.metadata  # type: ignore[union-attr]
+            seq, deliveries = metadata.sequence.stream, int(metadata.num_delivered or 1)
+        except Exception:
+            pass  # not a JetStream delivery: the span goes without them
+    return _JobSpan(message, consumer, seq, deliveries)
 
 
 class _JobSpan:
@@ -179,12 +189,22 @@ class _JobSpan:
 
     __slots__ = ("_span", "_token")
 
-    def __init__(self, message: Msg, consumer: str) -> None:
+    def __init__(self, message: Msg | RawStreamMsg, consumer: str, seq: int | None, deliveries: int | None) -> None:
+        subject = message.subject or ""
+        # Few attributes: each costs its share of the span's creation and of its export.
+        attributes: dict[str, AttributeValue] = {
+            "messaging.system": "nats",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": subject,
+            "messaging.consumer.group.name": consumer,
+        }
+        if seq is not None:
+            # JetStream's own identity of the message: its sequence in the stream (the same on every delivery).
+            attributes["messaging.message.id"] = str(seq)
+        if deliveries is not None:
+            attributes["messaging.nats.message.delivery_count"] = deliveries
         self._span = _tracer.start_span(
-            f"process {message.subject}",
-            context=_parent(message.headers),
-            kind=SpanKind.CONSUMER,
-            attributes=_message_attributes(message, consumer),
+            f"process {subject}", context=_parent(message.headers), kind=SpanKind.CONSUMER, attributes=attributes
         )
         self._token: Token[otel_context.Context] | None = None
 
@@ -213,24 +233,6 @@ def _parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
         return _propagator.extract(carrier)
     except Exception:
         return None  # a header this odd is ignored like a malformed one (contract section 10)
-
-
-def _message_attributes(message: Msg, consumer: str) -> dict[str, AttributeValue]:
-    # Few attributes: each costs its share of the span's creation and of its export.
-    attributes: dict[str, AttributeValue] = {
-        "messaging.system": "nats",
-        "messaging.operation.name": "process",
-        "messaging.destination.name": message.subject,
-        "messaging.consumer.group.name": consumer,
-    }
-    try:
-        metadata = message.metadata
-    except Exception:
-        return attributes
-    # JetStream's own identity of the message: its sequence in the stream (the same on every delivery).
-    attributes["messaging.message.id"] = str(metadata.sequence.stream)
-    attributes["messaging.nats.message.delivery_count"] = int(metadata.num_delivered or 1)
-    return attributes
 
 
 def job_read(ref: RunRef) -> None:

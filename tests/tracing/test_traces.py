@@ -16,7 +16,9 @@ from nats.aio.client import Client
 
 from tests.processes import WorkerProcess
 from tests.tracing.otlp import ExportedSpan, OtlpReceiver, SpanKind
+from tests.worker.conftest import worker_settings
 from tests.worker.support import JOB_SUBJECT, Inbox, ResultWatch, job, publish_job
+from tests.worker.test_max_deliveries import exhaust_with_no_worker
 from worker.embedded import NatsServer
 from worker.jetstream.results import result_subject
 from worker.testing import FakeAnthropic, FakeConfig, Step
@@ -43,10 +45,9 @@ async def receiver() -> AsyncIterator[OtlpReceiver]:
         yield otlp
 
 
-@pytest.fixture
-async def worker(
-    nats_server: NatsServer, anthropic: FakeAnthropic, receiver: OtlpReceiver, tmp_path: Path
-) -> AsyncIterator[WorkerProcess]:
+def traced_worker(
+    nats_server: NatsServer, anthropic: FakeAnthropic, receiver: OtlpReceiver, tmp_path: Path, **more: str
+) -> WorkerProcess:
     settings = {
         "NATS_URL": nats_server.url,
         "ANTHROPIC_API_KEY": API_KEY,
@@ -59,8 +60,16 @@ async def worker(
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_SERVICE_NAME": "agent-worker-tracing-test",
         "OTEL_BSP_SCHEDULE_DELAY": "50",
+        **more,
     }
-    process = WorkerProcess("worker-traced", settings, tmp_path)
+    return WorkerProcess("worker-traced", settings, tmp_path)
+
+
+@pytest.fixture
+async def worker(
+    nats_server: NatsServer, anthropic: FakeAnthropic, receiver: OtlpReceiver, tmp_path: Path
+) -> AsyncIterator[WorkerProcess]:
+    process = traced_worker(nats_server, anthropic, receiver, tmp_path)
     await process.start()
     yield process
     await process.close()
@@ -247,3 +256,29 @@ async def test_a_refused_job_records_its_error_code_on_the_job_span(
     assert job_span.attributes["maschina.error_code"] == "model_not_allowed"
     assert job_span.attributes["maschina.billed_tokens"] == 0
     assert children(spans, job_span) == []
+
+
+async def test_a_job_out_of_deliveries_ends_in_its_own_trace(
+    nats_server: NatsServer, anthropic: FakeAnthropic, receiver: OtlpReceiver, tmp_path: Path, client: Client
+) -> None:
+    # Every delivery taken by a replica that dies (none running); the next worker handles the advisory.
+    headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"}
+    settings = worker_settings(nats_server, ack_wait_secs=1.0, max_deliver=2)
+    seq = await exhaust_with_no_worker(client, settings, headers)
+    process = traced_worker(
+        nats_server, anthropic, receiver, tmp_path, WORKER_ACK_WAIT_SECS="1", WORKER_MAX_DELIVER="2"
+    )
+    try:
+        await process.start()
+        spans = await receiver.wait_for(lambda spans: any(s.trace_id == TRACE_ID for s in spans))
+    finally:
+        await process.close()
+    (job_span,) = [span for span in spans if span.trace_id == TRACE_ID]
+    assert job_span.parent_span_id == PARENT_SPAN_ID
+    assert job_span.attributes["messaging.message.id"] == str(seq)
+    assert job_span.attributes["messaging.nats.message.delivery_count"] == 2
+    assert job_span.attributes["maschina.status"] == "failed"
+    assert job_span.attributes["maschina.error_code"] == "max_deliveries_exceeded"
+    run_id = job_span.attributes["maschina.run_id"]
+    stored = await stored_headers(client, run_id)
+    assert stored["traceparent"] == f"00-{TRACE_ID}-{job_span.span_id}-01"

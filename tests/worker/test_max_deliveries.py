@@ -39,14 +39,15 @@ SHORT = {"ack_wait_secs": 1.0, "max_deliver": 2}
 ADVISORIES = "MASCHINA_JOBS_ADVISORIES"
 
 
-async def exhaust_with_no_worker(client: Client, settings: Settings) -> int:
-    """Publish a job that a dying replica takes every time; returns its stream sequence once the advisory is stored.
+async def exhaust_with_no_worker(client: Client, settings: Settings, headers: dict[str, str] | None = None) -> int:
+    """Publish a job (with `headers`) that a dying replica takes every time; returns its stream sequence once the
+    advisory is stored.
 
     No worker is connected: the advisory goes only into the advisories stream.
     """
     await ensure_topology(client.jetstream(), settings)
     body = job()
-    seq = await publish_job(client, body)
+    seq = await publish_job(client, body, headers)
     dying = await client.jetstream().pull_subscribe_bind(settings.consumer, settings.jobs_stream)
     for delivery in range(1, settings.max_deliver + 1):
         [message] = await dying.fetch(1, timeout=3)

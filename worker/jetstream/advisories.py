@@ -24,9 +24,10 @@ import orjson
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
+from nats.js.api import ConsumerConfig, RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
+from worker import tracing
 from worker.door import DeadLetter
 from worker.errors import DlqReason
 from worker.jetstream.handling import JobHandling
@@ -126,12 +127,19 @@ class MaxDeliveries:
             job = await self._js.get_msg(self._stream, seq=stream_seq)
         except NotFoundError:
             return  # already gone: acked or deleted meanwhile
+        # The job's own trace goes on to its last word: the failed result carries this span's traceparent.
+        with tracing.job_span(job, consumer=self._consumer.durable_name or "", seq=stream_seq, deliveries=deliveries):
+            await self._end(job, stream_seq, deliveries)
+
+    async def _end(self, job: RawStreamMsg, stream_seq: int, deliveries: int) -> None:
         body = job.data or b""
         subject = job.subject or ""
         handling = self._handling
         verdict = handling.door.open(body, job.headers)
         ref = None if isinstance(verdict, DeadLetter) else verdict.ref
         bound = log.bind(streamSeq=stream_seq, runId=ref.run_id if ref else None, attempt=deliveries)
+        if tracing.enabled and ref is not None:
+            tracing.job_read(ref)
         stored = await handling.recorder.store.lookup(ref.run_id) if ref is not None else None
         if stored is not None:
             bound.info("undelivered_job_has_result")
