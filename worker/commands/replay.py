@@ -28,6 +28,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -35,6 +36,7 @@ import orjson
 from catalog import Catalog, CatalogError, default_catalog, load_catalog
 from worker.door import DeadLetter, Door
 from worker.logging import configure_logging
+from worker.metrics import Metrics
 from worker.payloads import Payload, read_payloads
 from worker.pipeline import Pipeline
 from worker.progress import Progress
@@ -42,6 +44,7 @@ from worker.providers.base import Provider, ProviderError, ProviderReply, Provid
 from worker.providers.exchange import RecordingError
 from worker.providers.recorded import RecordingStore, packaged_recordings, recorded_providers, recording_providers
 from worker.providers.registry import build_providers, close_providers
+from worker.quotas import MemoryUsageStore, Quotas, may_hold_reservation
 from worker.recorded_jobs import RecordingLineError
 from worker.report import comparison_report, summary_report
 from worker.result import RunResult
@@ -96,11 +99,14 @@ def run(args: argparse.Namespace) -> int:
         providers = recording_providers(providers, args.record)
     signing_key = settings.signing_key_bytes()
     replay = Replay(
-        door=Door(signing_key=signing_key, reply_prefixes=settings.reply_prefixes),
+        door=Door(signing_key=signing_key, reply_prefixes=settings.reply_prefixes, quotas=settings.quotas_on),
         catalogs=(catalog,) if other is None else (catalog, other),
         providers=providers,
         concurrency=args.concurrency,
+        quotas=settings.quotas_on,
     )
+    if settings.quotas_on:
+        print(f"agent-worker replay: quotas on, counted in an {MemoryUsageStore.label}", file=sys.stderr)
     tabular = args.summary or other is not None
     runs: list[tuple[RunResult, ...]] = []
     started = time.monotonic()
@@ -178,12 +184,21 @@ class Replay:
     """Runs payloads through the door and one pipeline per catalog; results come back in input order."""
 
     def __init__(
-        self, *, door: Door, catalogs: Sequence[Catalog], providers: Mapping[str, Provider], concurrency: int
+        self,
+        *,
+        door: Door,
+        catalogs: Sequence[Catalog],
+        providers: Mapping[str, Provider],
+        concurrency: int,
+        quotas: bool = False,
     ) -> None:
         self.door = door
         self.catalogs = catalogs
         self.providers = providers
         self.concurrency = concurrency
+        # WORKER_QUOTAS=on: each catalog's runs count against its own quotas, in memory, starting from nothing;
+        # replay never reads or writes the worker's bucket.
+        self._quotas = [Quotas(MemoryUsageStore(), metrics=Metrics()) if quotas else None for _ in catalogs]
 
     async def run_all(self, payloads: Sequence[Payload], emit: Callable[[tuple[RunResult, ...]], None]) -> int:
         """Hand each job's results (one per catalog) to `emit`, in input order; returns how many jobs had results.
@@ -226,10 +241,14 @@ class Replay:
             return verdict
         shared = {name: _CallOnce(provider) for name, provider in self.providers.items()}
         results = []
-        for catalog in self.catalogs:
-            pipeline = Pipeline(catalog=catalog, providers=shared, worker_id=WORKER_ID)
-            result = await pipeline.run(verdict, attempt=1, final=True)
+        published = datetime.now(UTC)  # no JetStream timestamp: the month is the clock's
+        for catalog, quotas in zip(self.catalogs, self._quotas, strict=True):
+            pipeline = Pipeline(catalog=catalog, providers=shared, worker_id=WORKER_ID, quotas=quotas)
+            result = await pipeline.run(verdict, attempt=1, final=True, published=published)
             assert isinstance(result, RunResult)  # a last delivery always ends in a result
+            if quotas is not None and may_hold_reservation(result, attempt=1):
+                # Nothing is stored by replay: the result in hand is the run's bill.
+                await quotas.settle_stored(result.user_id, published, result.run_id, result.to_json())
             results.append(result)
         return tuple(results)
 
