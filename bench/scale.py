@@ -26,6 +26,8 @@ class Scale:
     t4_concurrency: int
     t4_delay: float
     t4_replicas: int = 3
+    t6_results: int = 100_000
+    """Stored results `agent-worker reprice` reads (and a tenth of them, for the memory comparison)."""
 
 
 FULL = Scale(
@@ -42,6 +44,7 @@ FULL = Scale(
     t4_jobs=600,
     t4_concurrency=10,
     t4_delay=0.2,
+    t6_results=100_000,
 )
 
 QUICK = Scale(
@@ -58,4 +61,5 @@ QUICK = Scale(
     t4_jobs=60,
     t4_concurrency=5,
     t4_delay=0.2,
+    t6_results=5_000,
 )

@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("worker.commands.demo", "run sample jobs through an embedded nats-server and print the bill"),
     "replay": ("worker.commands.replay", "run recorded job payloads through gate, routing and billing"),
     "record": ("worker.commands.record", "copy live job messages, body and headers, to a JSONL file for replay"),
+    "reprice": (
+        "worker.commands.reprice",
+        "price the stored results under another catalog: before, after and difference",
+    ),
     "catalog": (
         "worker.commands.catalog",
         "print tiers, models and who may use what; validate a catalog file",

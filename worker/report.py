@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 
 from worker.result import RunResult
 
-__all__ = ["DeadLetterRow", "comparison_report", "render_table", "results_table", "summary_report", "tier_totals"]
+__all__ = [
+    "DeadLetterRow",
+    "comparison_report",
+    "difference_cells",
+    "render_table",
+    "results_table",
+    "summary_report",
+    "tier_order_key",
+    "tier_totals",
+]
 
 _NONE = "-"
 
@@ -108,7 +117,8 @@ class _Group:
         return ",".join(sorted(self.multipliers)) or _NONE
 
 
-def _tier_key(tier_order: Sequence[str]) -> Callable[[str], tuple[int, str]]:
+def tier_order_key(tier_order: Sequence[str]) -> Callable[[str], tuple[int, str]]:
+    """Sort key: tiers in the order given, then any other tier alphabetically."""
     rank = {tier: i for i, tier in enumerate(tier_order)}
     return lambda tier: (rank.get(tier, len(rank)), tier)
 
@@ -117,7 +127,7 @@ def _grouped(results: Iterable[RunResult], tier_order: Sequence[str]) -> dict[tu
     groups: dict[tuple[str, str], _Group] = {}
     for result in results:
         groups.setdefault((result.tier or _NONE, result.model or _NONE), _Group()).add(result)
-    by_tier = _tier_key(tier_order)
+    by_tier = tier_order_key(tier_order)
     return dict(sorted(groups.items(), key=lambda item: (by_tier(item[0][0]), item[0][1])))
 
 
@@ -177,13 +187,15 @@ def comparison_report(
     differ between them are listed by run id after the tables.
     """
     old, new = _grouped(before, tier_order), _grouped(after, tier_order)
-    by_tier = _tier_key(tier_order)
+    by_tier = tier_order_key(tier_order)
     keys = sorted(set(old) | set(new), key=lambda k: (by_tier(k[0]), k[1]))
     empty = _Group()
     rows = []
     for tier, model in keys:
         b, a = old.get((tier, model), empty), new.get((tier, model), empty)
-        rows.append([tier, model, _jobs(b.jobs, a.jobs), b.multiplier, a.multiplier, *_money(b.billed, a.billed)])
+        rows.append(
+            [tier, model, _jobs(b.jobs, a.jobs), b.multiplier, a.multiplier, *difference_cells(b.billed, a.billed)]
+        )
     detail = render_table(
         ["tier", "model", "jobs", "x before", "x after", "billed before", "billed after", "difference", "change"],
         rows,
@@ -195,8 +207,8 @@ def comparison_report(
     per_tier = render_table(
         ["tier", "billed before", "billed after", "difference", "change"],
         [
-            *([tier, *_money(b, a)] for tier, b, a in zip(tiers, *totals, strict=True)),
-            ["total", *_money(sum(totals[0]), sum(totals[1]))],
+            *([tier, *difference_cells(b, a)] for tier, b, a in zip(tiers, *totals, strict=True)),
+            ["total", *difference_cells(sum(totals[0]), sum(totals[1]))],
         ],
         right=(1, 2, 3, 4),
     )
@@ -215,5 +227,6 @@ def _jobs(before: int, after: int) -> str:
     return _n(before) if before == after else f"{before}->{after}"
 
 
-def _money(before: int, after: int) -> list[str]:
+def difference_cells(before: int, after: int) -> list[str]:
+    """Billed before, after, the difference and the change in percent, as table cells."""
     return [_n(before), _n(after), f"{after - before:+,}", _change(before, after)]

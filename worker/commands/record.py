@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 import time
@@ -80,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("agent-worker record: --duration must be positive", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_format, stream=sys.stderr)
+    # Errors only: stderr is for the progress lines (a slow consumer's lost messages are an error).
+    configure_logging(settings.log_format, level=logging.ERROR, stream=sys.stderr)
     try:
         out = args.out.open("wb")
     except OSError as exc:
