@@ -82,19 +82,45 @@ EXPECTED_ROWS = [
     ["demo-m1-bare-job", "m1", "-", "claude-haiku-4-5-20251001", "completed", "64", "22", "1", "86", "-"],
     ["demo.jsonl:15", "-", "-", "-", "dead-lettered", "0", "0", "-", "0", "not_json"],
     ["demo.jsonl:16", "-", "-", "-", "dead-lettered", "0", "0", "-", "0", "no_run_id"],
+    # user-demo-quota starts the month 2,000 tokens short of m1's 500,000: the first run's most possible bill
+    # (23 bytes + 64 + 1,024 = 1,111) fits; the second's (30 + 64 + 4,096 = 4,190) does not. 250 x 1 + 120 x 1.
+    [
+        "demo-m1-quota-fits",
+        "m1",
+        "claude-haiku-4-5-20251001",
+        "claude-haiku-4-5-20251001",
+        "completed",
+        "250",
+        "120",
+        "1",
+        "370",
+        "-",
+    ],
+    [
+        "demo-m1-quota-exceeded",
+        "m1",
+        "claude-haiku-4-5-20251001",
+        "-",
+        "rejected",
+        "0",
+        "0",
+        "-",
+        "0",
+        "quota_exceeded",
+    ],
 ]
 
 # tier, jobs, completed, raw in, raw out, billed
 EXPECTED_TOTALS = [
     ["access", "2", "1", "38", "61", "0"],
-    ["m1", "3", "2", "476", "209", "685"],
+    ["m1", "5", "3", "726", "329", "1,055"],
     ["m5", "3", "1", "812", "240", "3,156"],
     ["m10", "2", "2", "1,510", "795", "29,175"],
     ["teams", "1", "1", "2,168", "310", "7,434"],
     ["enterprise", "1", "1", "530", "2,210", "41,100"],
     ["internal", "1", "1", "95", "40", "2,025"],
     ["gold", "1", "0", "0", "0", "0"],
-    ["total", "14", "9", "5,629", "3,865", "83,575"],
+    ["total", "16", "10", "5,879", "3,985", "83,945"],
 ]
 
 
@@ -146,7 +172,7 @@ def test_the_demo_prints_every_sample_billed_and_the_tier_totals_then_cleans_up(
     assert finished.returncode == 0, finished.stderr
     lines = finished.stdout.splitlines()
     assert (
-        "14 results stored in MASCHINA_RESULTS, 2 dead-lettered to MASCHINA_DLQ, 2 copies sent to replyTo inboxes"
+        "16 results stored in MASCHINA_RESULTS, 2 dead-lettered to MASCHINA_DLQ, 2 copies sent to replyTo inboxes"
         in lines
     )
     table = [cells(line) for line in lines]
@@ -154,6 +180,8 @@ def test_the_demo_prints_every_sample_billed_and_the_tier_totals_then_cleans_up(
     assert table[header + 2 : header + 2 + len(EXPECTED_ROWS)] == EXPECTED_ROWS
     totals = table.index(["tier", "jobs", "completed", "raw in", "raw out", "billed"])
     assert table[totals + 2 :] == EXPECTED_TOTALS
+    assert lines[2].startswith("quotas on, in the key-value bucket MASCHINA_USAGE: user-demo-quota starts ")
+    assert lines[2].endswith(" at 498,000 billed tokens of its m1 quota of 500,000")
     assert not store_dir(finished.stdout).exists()
 
 

@@ -6,6 +6,10 @@ sample jobs (`worker/samples/demo.jsonl`) are published through JetStream with a
 exactly as the API publishes them; the demo then waits for each one's stored result (or, for a
 malformed job, its dead letter) and prints one row per job and the totals per tier.
 
+Quotas are on (contract 9), in the real key-value bucket on the embedded server: before publishing, the demo
+starts one sample user's month close to its quota (`QUOTA_USER`), so one of its runs completes and the other
+is refused with `quota_exceeded`.
+
 The nats-server and its temporary store are removed on every exit path: success, failure, Ctrl-C
 or SIGTERM. `--keep-running` leaves both up after the table, until Ctrl-C, to poke at with the
 `nats` CLI. `--live` answers from the real providers configured by the environment instead.
@@ -22,6 +26,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from catalog import default_catalog
+from catalog.quota import MonthlyUsage, usage_key, usage_month
 from worker.door import DeadLetter, Door
 from worker.embedded import NatsServer, NatsServerNotFoundError
 from worker.logging import configure_logging
@@ -51,6 +57,10 @@ JOBS_SUBJECT = "maschina.jobs.agent.agent.execute"
 RESULTS_SUBJECTS = "maschina.results.agent.execute.>"
 DLQ_SUBJECT = "maschina.dlq.agent.execute"
 WORKER_ID = "demo-worker"
+# The sample user near its quota (worker/samples/demo.jsonl): 2,000 tokens left of m1's 500,000, room for the
+# most possible bill of one of its two runs (1,111) and not of the other (4,190).
+QUOTA_USER = "user-demo-quota"
+QUOTA_USER_BILLED = 498_000
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -145,6 +155,7 @@ async def _demo(
         http_port=0,
         worker_id=WORKER_ID,
         shutdown_grace_secs=1.0,  # on Ctrl-C a stuck provider call is abandoned quickly; the job is thrown away anyway
+        quotas="on",  # in the real bucket on the embedded server, as a fleet runs them
     )
     providers, what = _providers(answers, args.record)
     catalog = default_catalog()
@@ -155,6 +166,7 @@ async def _demo(
         print(f"worker {WORKER_ID!r} with the {catalog.source} catalog and {what}")
         collected = await _subscribe(nc, payloads, Door(reply_prefixes=settings.reply_prefixes))
         await worker.start()
+        print(await _near_quota(nc, settings))
         seqs = await _publish(nc, payloads)
         print(f"published {len(payloads)} jobs from {args.jobs} to {JOBS_SUBJECT}")
         with contextlib.suppress(TimeoutError):
@@ -181,6 +193,17 @@ async def _demo(
         await worker.stop()
         await nc.close()
         await close_providers(providers)
+
+
+async def _near_quota(nc: Client, settings: Settings) -> str:
+    """Start the quota sample user's month close to its tier's quota, so one of its runs fits and one does not."""
+    month = usage_month(datetime.now(UTC))
+    kv = await nc.jetstream().key_value(settings.usage_bucket)
+    await kv.put(usage_key(QUOTA_USER, month), MonthlyUsage(QUOTA_USER_BILLED, {}).to_json())
+    return (
+        f"quotas on, in the key-value bucket {settings.usage_bucket}: {QUOTA_USER} starts {month} at "
+        f"{QUOTA_USER_BILLED:,} billed tokens of its m1 quota of {default_catalog().tiers['m1'].monthly_quota:,}"
+    )
 
 
 async def _subscribe(nc: Client, payloads: list[Payload], door: Door) -> _Collected:
