@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from catalog.model import Catalog, ModelSpec, TierSpec
+from catalog.quote import quote
 
 __all__ = ["Allowed", "Denied", "DenyCode", "gate"]
 
@@ -32,11 +33,11 @@ def gate(catalog: Catalog, tier: str, model: str | None) -> Allowed | Denied:
     """
     tier_spec = catalog.tiers.get(tier)
     if tier_spec is None:
-        return Denied("unknown_tier", f"Unknown tier {tier!r}.")
+        return Denied("unknown_tier", f"Unknown tier {quote(tier)}.")
     model_id = model or tier_spec.default_model
     model_spec = catalog.models.get(model_id)
     if model_spec is None:
-        return Denied("unknown_model", f"Unknown model {model_id!r}.")
+        return Denied("unknown_model", f"Unknown model {quote(model_id)}.")
     if not catalog.allows(tier_spec, model_spec):
         return Denied(
             "model_not_allowed",

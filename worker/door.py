@@ -4,10 +4,14 @@ Rule 3 (a result already stored for the run) needs the results stream, so the co
 between `Door.open` and the pipeline; the door itself is pure and synchronous.
 
 JSON is read with orjson, which rejects what the contract calls "not JSON" (a byte-order mark, `NaN`,
-`Infinity`, invalid UTF-8, lone surrogates). Two of its limits are part of this door's behaviour:
-integers beyond 64 bits are read as floats (so such a `timeoutSecs` or `maxTokens` is not a JSON
-integer: `invalid_job`), and nesting deeper than 1024 levels is `not_json`. Rendering an
-`inputPayload` as compact JSON with orjson fails beyond 254 levels of nesting, which is `invalid_job`.
+`Infinity`, invalid UTF-8, lone surrogates); nesting deeper than 1024 levels is `not_json`. orjson reads
+integers beyond 64 bits as floats, so a job whose float may have been such an integer is read again
+exactly (`worker.exact_json`: a `maxTokens` of 100000000000000000000 is an integer, and the digits of a
+payload's big integers reach the model as written). Rendering an `inputPayload` as compact JSON fails
+beyond 254 levels of nesting, which is `invalid_job`.
+
+Nothing taken from the job is quoted in a message beyond 64 characters (`catalog.quote`), and the result
+echoes a job's strings only up to 256 characters (contract 6).
 """
 
 from __future__ import annotations
@@ -22,11 +26,22 @@ import orjson
 from pydantic import ValidationError
 
 from catalog.quota import USER_ID as QUOTA_USER_ID
+from catalog.quote import MAX_QUOTE_CHARS
 from worker.errors import DlqReason, ErrorCode
+from worker.exact_json import (
+    ExactInt,
+    NotJsonError,
+    dumps_compact,
+    has_long_digit_run,
+    loads_exact,
+    refused_as_infinite,
+)
 from worker.job import Job, RunRef
 from worker.wire import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TIMEOUT_SECS,
+    MAX_ECHO_CHARS,
+    MAX_FIELD_CHARS,
     MAX_MESSAGE_CHARS,
     RUN_ID,
     JobData,
@@ -42,10 +57,10 @@ _SIGNATURE = re.compile(r"sha256=([0-9A-Fa-f]{64})")
 _EXPECTED: dict[str, str] = {
     "type": 'absent or "agent.execute"',
     "runId": "a string of 1 to 128 characters of letters, digits, '_' and '-'",
-    "agentId": "a non-empty string",
-    "userId": "a non-empty string",
-    "tier": "a string",
-    "model": "a string, or absent or null",
+    "agentId": f"a non-empty string of at most {MAX_FIELD_CHARS} characters",
+    "userId": f"a non-empty string of at most {MAX_FIELD_CHARS} characters",
+    "tier": f"a string of at most {MAX_FIELD_CHARS} characters",
+    "model": f"a string of at most {MAX_FIELD_CHARS} characters, or absent or null",
     "systemPrompt": "a string, or absent or null",
     "inputPayload": "a JSON object, or absent or null",
     "timeoutSecs": "a JSON integer from 1 to 3600, or absent or null",
@@ -54,7 +69,6 @@ _EXPECTED: dict[str, str] = {
 _QUOTA_USER_ID_FORM = "1 to 128 letters, digits, '_' and '-'"
 # Values of these fields are never quoted in a message: they may carry prompt text.
 _UNQUOTED = frozenset({"systemPrompt", "inputPayload"})
-_QUOTE_CHARS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,18 +112,21 @@ class Door:
             if fault is not None:
                 return DeadLetter(DlqReason.BAD_SIGNATURE, fault)
         try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            parsed = _read(body)
+        except (orjson.JSONDecodeError, NotJsonError) as exc:
             return DeadLetter(DlqReason.NOT_JSON, f"The body is not UTF-8 JSON: {exc}.")
         if not isinstance(parsed, dict):
             return DeadLetter(DlqReason.NOT_OBJECT, f"The body is {_shown(parsed)}, not a JSON object.")
-        data = parsed.get("data")
-        if isinstance(data, dict):
-            job, where = data, "the envelope's data"
-            job_id = parsed.get("id")
-            job_id = job_id if isinstance(job_id, str) else None
+        job = _job_of(parsed)
+        if _may_hold_big_integers(job, body):
+            exact = loads_exact(body)
+            if exact is not None:
+                parsed, job = exact, _job_of(exact)
+        if job is parsed:
+            where, job_id = "the job", None
         else:
-            job, where, job_id = parsed, "the job", None
+            job_id = parsed.get("id")
+            where, job_id = "the envelope's data", _echo(job_id)
         run_id = job.get("runId")
         if run_id is None:
             return DeadLetter(DlqReason.NO_RUN_ID, f"The runId of {where} is missing or null.")
@@ -124,10 +141,10 @@ class Door:
         ref = RunRef(
             run_id=run_id,
             job_id=job_id,
-            agent_id=_string(job.get("agentId")),
-            user_id=_string(job.get("userId")),
-            tier=_string(job.get("tier")),
-            requested_model=_string(job.get("model")) or None,
+            agent_id=_echo(job.get("agentId")),
+            user_id=_echo(job.get("userId")),
+            tier=_echo(job.get("tier")),
+            requested_model=_echo(job.get("model")) or None,
             reply_to=reply_to if reply_fault is None and isinstance(reply_to, str) else None,
         )
         try:
@@ -186,7 +203,7 @@ def _user_message(payload: dict[str, Any]) -> str | None:
         if isinstance(value, str):
             return value
     try:
-        return orjson.dumps(value).decode()
+        return dumps_compact(value)
     except orjson.JSONEncodeError:
         return None
 
@@ -210,8 +227,42 @@ def _quota_user_fault(user_id: str | None, faults: list[str]) -> bool:
     return bool(user_id) and not named and QUOTA_USER_ID.fullmatch(user_id or "") is None
 
 
-def _string(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _read(body: bytes) -> Any:
+    """The body's JSON: orjson's reading, or the exact one when orjson refused a number beyond a double's range."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if not refused_as_infinite(exc):
+            raise
+        parsed = loads_exact(body)
+        if parsed is None:  # nested deeper than Python reads: orjson's refusal stands
+            raise
+        return parsed
+
+
+def _job_of(parsed: dict[str, Any]) -> dict[str, Any]:
+    """An envelope's `data` when it is an object, else the body itself is the job (contract 2, rule 2)."""
+    data = parsed.get("data")
+    return data if isinstance(data, dict) else parsed
+
+
+def _may_hold_big_integers(job: dict[str, Any], body: bytes) -> bool:
+    """Whether orjson may have read an integer beyond 64 bits as a float where its value matters.
+
+    Checked in order of cost: the two integer fields, then, only when the payload is sent as JSON text
+    rather than as its `message` string, the body's digits.
+    """
+    if type(job.get("maxTokens")) is float or type(job.get("timeoutSecs")) is float:
+        return True
+    payload = job.get("inputPayload")
+    if not isinstance(payload, dict) or isinstance(payload.get("message"), str):
+        return False
+    return has_long_digit_run(body)
+
+
+def _echo(value: object) -> str | None:
+    """A job's string as its result echoes it: only a string of at most 256 characters (contract 6)."""
+    return value if isinstance(value, str) and len(value) <= MAX_ECHO_CHARS else None
 
 
 def _shown(value: object, *, quote: bool = True) -> str:
@@ -223,7 +274,9 @@ def _shown(value: object, *, quote: bool = True) -> str:
     if isinstance(value, str):
         if not quote:
             return "a string"
-        if len(value) > _QUOTE_CHARS:
+        if len(value) > MAX_QUOTE_CHARS:
             return f"a string of {len(value):,} characters"
         return orjson.dumps(value).decode()
+    if isinstance(value, ExactInt):
+        return f"an integer of {value.digits:,} digits"
     return orjson.dumps(value).decode()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catalog.quote import clipped
+
 __all__ = ["Job", "RunRef"]
 
 
@@ -23,6 +25,18 @@ class RunRef:
     tier: str | None
     requested_model: str | None
     reply_to: str | None
+
+    def log_fields(self) -> dict[str, str | None]:
+        """The fields every log line of the run carries; the job's own strings cut to 64 characters (contract 6).
+
+        The run id is whole: the door holds it to 128 characters of a subject token, and it is the key to the run.
+        """
+        return {
+            "runId": self.run_id,
+            "jobId": clipped(self.job_id),
+            "tier": clipped(self.tier),
+            "model": clipped(self.requested_model),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_TIMEOUT_SECS",
+    "MAX_ECHO_CHARS",
+    "MAX_FIELD_CHARS",
     "MAX_MESSAGE_CHARS",
     "MAX_REPLY_TO_CHARS",
     "MAX_TIMEOUT_SECS",
@@ -32,6 +34,10 @@ MAX_TIMEOUT_SECS = 3600
 DEFAULT_MAX_TOKENS = 4096
 MAX_MESSAGE_CHARS = 100_000
 MAX_REPLY_TO_CHARS = 256
+#: `agentId`, `userId`, `tier` and `model` are at most this many characters (Unicode code points).
+MAX_FIELD_CHARS = 256
+#: A result echoes `jobId`, `agentId`, `userId`, `tier` and `requestedModel` only when at most this long (contract 6).
+MAX_ECHO_CHARS = 256
 
 _RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 _SUBJECT_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
@@ -42,7 +48,8 @@ _SUBJECT = re.compile(_SUBJECT_PATTERN)
 
 _Timeout = Annotated[int, Field(ge=1, le=MAX_TIMEOUT_SECS)]
 _MaxTokens = Annotated[int, Field(ge=1)]
-_NonEmpty = Annotated[str, Field(min_length=1)]
+_NonEmpty = Annotated[str, Field(min_length=1, max_length=MAX_FIELD_CHARS)]
+_Short = Annotated[str, Field(max_length=MAX_FIELD_CHARS)]
 _ReplyTo = Annotated[
     str,
     Field(
@@ -74,8 +81,8 @@ class JobData(_Published):
     run_id: str = Field(alias="runId", pattern=_RUN_ID_PATTERN, description="Run id, a NATS subject token.")
     agent_id: _NonEmpty = Field(alias="agentId")
     user_id: _NonEmpty = Field(alias="userId")
-    tier: str = Field(description="Customer tier; an unknown one is rejected by the gate (unknown_tier).")
-    model: str | None = Field(None, description="Model id; absent, null or empty means the tier's default.")
+    tier: _Short = Field(description="Customer tier; an unknown one is rejected by the gate (unknown_tier).")
+    model: _Short | None = Field(None, description="Model id; absent, null or empty means the tier's default.")
     system_prompt: str | None = Field(None, alias="systemPrompt")
     input_payload: dict[str, Any] | None = Field(
         None,

@@ -115,3 +115,18 @@ def test_unknown_tier_comes_before_the_model(tier: str) -> None:
 def test_unknown_model_comes_before_allowance() -> None:
     # access may use no Claude model; an unknown id is still reported as unknown, not as not allowed.
     assert _outcome("access", "claude-opus-4-7")[2] == "unknown_model"
+
+
+@pytest.mark.parametrize("length", [65, 256, 524_288])
+def test_a_long_unknown_model_or_tier_is_quoted_by_its_first_64_characters(length: int) -> None:
+    # Contract 6: a message quotes at most 64 characters of a value taken from the job.
+    value = "m" * (length - 1) + "Z"
+    quoted = f"'{'m' * 64}'… ({length:,} characters)"
+
+    assert _outcome("m5", value) == ("denied", None, "unknown_model", f"Unknown model {quoted}.")
+    assert _outcome(value, None) == ("denied", None, "unknown_tier", f"Unknown tier {quoted}.")
+
+
+def test_a_model_id_of_64_characters_is_quoted_whole() -> None:
+    value = "x" * 64
+    assert _outcome("m5", value)[3] == f"Unknown model '{value}'."

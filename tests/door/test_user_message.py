@@ -61,9 +61,8 @@ def test_user_message(payload: Any, message: str) -> None:
     assert _message(payload) == message
 
 
-def test_published_integers_beyond_64_bits_become_floats_in_the_message() -> None:
-    # orjson reads them as floats; the message still says the number, in float notation.
-    assert _message({"message": {"n": 2**70}}) == '{"n":1.1805916207174113e+21}'
+def test_published_integers_beyond_64_bits_keep_their_digits_in_the_message() -> None:
+    assert _message({"message": {"n": 2**70}}) == '{"n":1180591620717411303424}'
 
 
 def test_payload_too_deep_to_render_is_invalid_job() -> None:
@@ -119,7 +118,7 @@ def test_invalid_job_wins_over_input_too_large() -> None:
     verdict = Door().open(encode(body))
     assert isinstance(verdict, Rejected)
     assert verdict.code is ErrorCode.INVALID_JOB
-    assert verdict.message == 'Invalid job: agentId must be a non-empty string, not "".'
+    assert verdict.message == 'Invalid job: agentId must be a non-empty string of at most 256 characters, not "".'
 
 
 def test_unknown_fields_anywhere_are_ignored() -> None:
@@ -142,5 +141,7 @@ def test_snake_case_names_do_not_stand_in_for_camel_case() -> None:
     body = envelope(job_data({"agentId": MISSING, "agent_id": "a9f3b2c1"}))
     verdict = Door().open(encode(body))
     assert isinstance(verdict, Rejected)
-    assert verdict.message == "Invalid job: agentId is missing (it must be a non-empty string)."
+    assert (
+        verdict.message == "Invalid job: agentId is missing (it must be a non-empty string of at most 256 characters)."
+    )
     assert verdict.ref.agent_id is None

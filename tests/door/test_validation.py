@@ -23,6 +23,8 @@ INVALID_FIELDS: list[tuple[str, Any]] = [
     ("type", "Agent.Execute"),
     ("type", 1),
     *[(field, value) for field in ("agentId", "userId") for value in NOT_NON_EMPTY_STRINGS],
+    *[(field, "a" * 257) for field in ("agentId", "userId", "tier", "model")],  # 256 characters at most
+    ("agentId", "é" * 257),  # characters are code points
     ("tier", MISSING),
     ("tier", None),
     ("tier", 5),
@@ -47,14 +49,15 @@ INVALID_FIELDS: list[tuple[str, Any]] = [
     ("timeoutSecs", "300"),
     ("timeoutSecs", [300]),
     ("timeoutSecs", {}),
-    ("timeoutSecs", 2**70),  # beyond 64 bits: read as a float
+    ("timeoutSecs", 2**70),  # an integer, but beyond 3600
     ("maxTokens", 0),
     ("maxTokens", -4096),
     ("maxTokens", 4096.0),
     ("maxTokens", True),
     ("maxTokens", "4096"),
     ("maxTokens", [4096]),
-    ("maxTokens", 2**64),  # beyond 64 bits: read as a float
+    ("maxTokens", -(2**64)),
+    ("maxTokens", 1e20),  # a float, though a whole one
     ("inputPayload", "Summarise the attached notes."),
     ("inputPayload", ""),
     ("inputPayload", []),
@@ -69,7 +72,7 @@ def _echo(field: str, value: Any) -> RunRef:
 
     def text(name: str) -> str | None:
         raw = value if field == name else BASE[name]
-        return raw if isinstance(raw, str) else None
+        return raw if isinstance(raw, str) and len(raw) <= 256 else None
 
     return RunRef(
         run_id=RUN_ID,
@@ -100,11 +103,23 @@ def test_bad_field_is_invalid_job_naming_the_field(field: str, value: Any) -> No
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"agentId": MISSING}, "Invalid job: agentId is missing (it must be a non-empty string)."),
-        ({"agentId": ""}, 'Invalid job: agentId must be a non-empty string, not "".'),
+        (
+            {"agentId": MISSING},
+            "Invalid job: agentId is missing (it must be a non-empty string of at most 256 characters).",
+        ),
+        ({"agentId": ""}, 'Invalid job: agentId must be a non-empty string of at most 256 characters, not "".'),
+        (
+            {"userId": "u" * 300},
+            "Invalid job: userId must be a non-empty string of at most 256 characters, not a string of 300 characters.",
+        ),
         ({"type": None}, 'Invalid job: type must be absent or "agent.execute", not null.'),
-        ({"tier": ["m5"]}, "Invalid job: tier must be a string, not an array."),
-        ({"model": 5}, "Invalid job: model must be a string, or absent or null, not 5."),
+        ({"tier": ["m5"]}, "Invalid job: tier must be a string of at most 256 characters, not an array."),
+        (
+            {"model": "m" * 524_288},
+            "Invalid job: model must be a string of at most 256 characters, or absent or null, "
+            "not a string of 524,288 characters.",
+        ),
+        ({"model": 5}, "Invalid job: model must be a string of at most 256 characters, or absent or null, not 5."),
         (
             {"timeoutSecs": 300.0},
             "Invalid job: timeoutSecs must be a JSON integer from 1 to 3600, or absent or null, not 300.0.",
@@ -126,7 +141,18 @@ def test_bad_field_is_invalid_job_naming_the_field(field: str, value: Any) -> No
             {"systemPrompt": {"text": "x"}},
             "Invalid job: systemPrompt must be a string, or absent or null, not an object.",
         ),
-        ({"type": "x" * 41}, 'Invalid job: type must be absent or "agent.execute", not a string of 41 characters.'),
+        ({"type": "x" * 64}, f'Invalid job: type must be absent or "agent.execute", not "{"x" * 64}".'),
+        ({"type": "x" * 65}, 'Invalid job: type must be absent or "agent.execute", not a string of 65 characters.'),
+        (
+            {"timeoutSecs": 10**30},
+            "Invalid job: timeoutSecs must be a JSON integer from 1 to 3600, or absent or null, "
+            "not an integer of 31 digits.",
+        ),
+        (
+            {"maxTokens": -(10**40)},
+            "Invalid job: maxTokens must be a JSON integer of at least 1, or absent or null, "
+            "not an integer of 41 digits.",
+        ),
     ],
 )
 def test_rejection_message(changes: dict[str, Any], message: str) -> None:
@@ -137,7 +163,7 @@ def test_every_fault_is_named_in_field_order() -> None:
     body = envelope(job_data({"maxTokens": 0, "agentId": MISSING, "type": "x"}), {"replyTo": "$JS.API.x"})
     assert _rejected(body).message == (
         'Invalid job: type must be absent or "agent.execute", not "x"; '
-        "agentId is missing (it must be a non-empty string); "
+        "agentId is missing (it must be a non-empty string of at most 256 characters); "
         "maxTokens must be a JSON integer of at least 1, or absent or null, not 0; "
         "replyTo must be dot-separated non-empty tokens of letters, digits, '_' and '-', not \"$JS.API.x\"."
     )
@@ -162,6 +188,12 @@ ACCEPTED: list[tuple[dict[str, Any], str, Any]] = [
     ({"maxTokens": 1}, "max_tokens", 1),
     ({"maxTokens": 1_000_000}, "max_tokens", 1_000_000),  # lowered to the model's cap by the pipeline, after the gate
     ({"maxTokens": 2**63 - 1}, "max_tokens", 2**63 - 1),
+    # Integers beyond 64 bits are integers (JSON.stringify(1e20) writes the first), lowered to the cap later.
+    ({"maxTokens": 10**20}, "max_tokens", 10**20),
+    ({"maxTokens": 2**64}, "max_tokens", 2**64),
+    ({"agentId": "a" * 256}, "ref.agent_id", "a" * 256),
+    ({"tier": "t" * 256}, "ref.tier", "t" * 256),
+    ({"model": "é" * 256}, "ref.requested_model", "é" * 256),
     ({"inputPayload": MISSING}, "user_message", "{}"),
     ({"inputPayload": None}, "user_message", "{}"),
     ({"inputPayload": {}}, "user_message", "{}"),

@@ -155,14 +155,7 @@ class JobConsumer:
                 tracing.job_failed("dead_lettered", verdict.reason.value)
             return
         ref = verdict.ref
-        bind_job(
-            attempt=attempt,
-            streamSeq=stream_seq,
-            runId=ref.run_id,
-            jobId=ref.job_id,
-            tier=ref.tier,
-            model=ref.requested_model,
-        )
+        bind_job(attempt=attempt, streamSeq=stream_seq, **ref.log_fields())
         if tracing.enabled:
             tracing.job_read(ref)
         quotas = handling.pipeline.quotas

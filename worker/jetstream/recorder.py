@@ -7,6 +7,7 @@ import structlog
 from nats.aio.client import Client
 
 from catalog import Catalog
+from catalog.quote import clipped
 from worker import tracing
 from worker.jetstream.persist import through_outages
 from worker.jetstream.results import ResultStore
@@ -61,7 +62,7 @@ class Recorder:
         try:
             await self._nc.publish(ref.reply_to, body, headers=headers)
         except nats.errors.Error as exc:
-            log.warning("reply_not_sent", reply_to=ref.reply_to, error=repr(exc))
+            log.warning("reply_not_sent", reply_to=clipped(ref.reply_to), error=repr(exc))
             return
         if tracing.enabled:
             tracing.event("reply.sent")
