@@ -49,6 +49,10 @@ def test_the_dashboard_has_the_panels_operators_need() -> None:
         "agent_worker_redeliveries_total",
         "agent_worker_dead_letters_total",
         "agent_worker_naks_total",
+        "agent_worker_quota_refusals_total",
+        "agent_worker_quota_cas_conflicts_total",
+        "agent_worker_quota_reserve_seconds_bucket",
+        "agent_worker_quota_settle_seconds_bucket",
     ):
         assert needed in expressions
     assert "histogram_quantile" in expressions
