@@ -27,7 +27,7 @@ __all__ = ["ChildProcess", "RssSampler", "WorkerProcess", "child_env"]
 
 # Every worker setting has one of these prefixes: a child gets the ones its test sets, never the shell's
 # (OTEL_: a shell's trace endpoint would turn on tracing in every worker a test starts).
-_WORKER_PREFIXES = ("NATS_", "WORKER_", "ANTHROPIC_", "OLLAMA_", "OTEL_")
+_WORKER_PREFIXES = ("NATS_", "WORKER_", "ANTHROPIC_", "OPENAI_", "OLLAMA_", "OTEL_")
 
 
 def child_env(overrides: Mapping[str, str]) -> dict[str, str]:

@@ -74,14 +74,22 @@ EXPECTED_ROWS = [
         "0",
         "provider_bad_request",
     ],
+    # OpenAI: raw input is prompt_tokens (cached tokens are inside it), raw output completion_tokens (reasoning
+    # tokens are inside it). (170 + 1,280 cached) x 1 + 214 x 1 (192 of them reasoning)
+    ["demo-m1-gpt5-mini", "m1", "gpt-5-mini", "gpt-5-mini", "completed", "1,450", "214", "1", "1,664", "-"],
+    # (262 + 2,048 cached) x 8 + 1,130 x 8 = 18,480 + 9,040
+    ["demo-m5-gpt5", "m5", "gpt-5", "gpt-5", "completed", "2,310", "1,130", "8", "27,520", "-"],
+    # 96 x 20 + 3,400 x 20 (2,816 of them reasoning) = 1,920 + 68,000
+    ["demo-m10-o3", "m10", "o3", "o3", "completed", "96", "3,400", "20", "69,920", "-"],
     ["demo-m1-denied", "m1", "claude-opus-4-6", "-", "rejected", "0", "0", "-", "0", "model_not_allowed"],
+    ["demo-m1-gpt5-denied", "m1", "gpt-5", "-", "rejected", "0", "0", "-", "0", "model_not_allowed"],
     ["demo-m5-unknown-model", "m5", "gpt-4o", "-", "rejected", "0", "0", "-", "0", "unknown_model"],
     ["demo-unknown-tier", "gold", "claude-haiku-4-5-20251001", "-", "rejected", "0", "0", "-", "0", "unknown_tier"],
     ["demo-bad-reply-to", "m5", "claude-sonnet-4-6", "-", "rejected", "0", "0", "-", "0", "invalid_job"],
     # 64 x 1 + 22 x 1
     ["demo-m1-bare-job", "m1", "-", "claude-haiku-4-5-20251001", "completed", "64", "22", "1", "86", "-"],
-    ["demo.jsonl:15", "-", "-", "-", "dead-lettered", "0", "0", "-", "0", "not_json"],
-    ["demo.jsonl:16", "-", "-", "-", "dead-lettered", "0", "0", "-", "0", "no_run_id"],
+    ["demo.jsonl:19", "-", "-", "-", "dead-lettered", "0", "0", "-", "0", "not_json"],
+    ["demo.jsonl:20", "-", "-", "-", "dead-lettered", "0", "0", "-", "0", "no_run_id"],
     # user-demo-quota starts the month 2,000 tokens short of m1's 500,000: the first run's most possible bill
     # (23 bytes + 64 + 1,024 = 1,111) fits; the second's (30 + 64 + 4,096 = 4,190) does not. 250 x 1 + 120 x 1.
     [
@@ -113,14 +121,14 @@ EXPECTED_ROWS = [
 # tier, jobs, completed, raw in, raw out, billed
 EXPECTED_TOTALS = [
     ["access", "2", "1", "38", "61", "0"],
-    ["m1", "5", "3", "726", "329", "1,055"],
-    ["m5", "3", "1", "812", "240", "3,156"],
-    ["m10", "2", "2", "1,510", "795", "29,175"],
+    ["m1", "7", "4", "2,176", "543", "2,719"],
+    ["m5", "4", "2", "3,122", "1,370", "30,676"],
+    ["m10", "3", "3", "1,606", "4,195", "99,095"],
     ["teams", "1", "1", "2,168", "310", "7,434"],
     ["enterprise", "1", "1", "530", "2,210", "41,100"],
     ["internal", "1", "1", "95", "40", "2,025"],
     ["gold", "1", "0", "0", "0", "0"],
-    ["total", "16", "10", "5,879", "3,985", "83,945"],
+    ["total", "20", "13", "9,735", "8,729", "183,049"],
 ]
 
 
@@ -172,7 +180,7 @@ def test_the_demo_prints_every_sample_billed_and_the_tier_totals_then_cleans_up(
     assert finished.returncode == 0, finished.stderr
     lines = finished.stdout.splitlines()
     assert (
-        "16 results stored in MASCHINA_RESULTS, 2 dead-lettered to MASCHINA_DLQ, 2 copies sent to replyTo inboxes"
+        "20 results stored in MASCHINA_RESULTS, 2 dead-lettered to MASCHINA_DLQ, 2 copies sent to replyTo inboxes"
         in lines
     )
     table = [cells(line) for line in lines]
