@@ -8,11 +8,9 @@ the jobs stream empty), and the replayed recording billing exactly what the work
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import signal
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,8 @@ import orjson
 import pytest
 from nats.aio.client import Client
 
-from tests.processes import WorkerProcess, child_env
+from tests.processes import WorkerProcess
+from tests.record.cli import Cli
 from tests.worker.support import (
     JOB_SUBJECT,
     ResultWatch,
@@ -73,47 +72,6 @@ def traffic() -> list[Published]:
     tampered = orjson.dumps(job())
     published.append(Published(tampered, signed(tampered + b" ")))  # bad_signature
     return published
-
-
-class Cli:
-    """`python -m worker ARGS` as a child process with stdout and stderr read as they come."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.stderr: list[str] = []
-
-    @classmethod
-    async def start(cls, *args: str, env: dict[str, str]) -> Cli:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "worker",
-            *args,
-            env=child_env(env),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        return cls(process)
-
-    async def stderr_line(self, containing: str, within: float = 30.0) -> str:
-        assert self.process.stderr is not None
-        async with asyncio.timeout(within):
-            while True:
-                line = (await self.process.stderr.readline()).decode()
-                if not line:
-                    raise AssertionError(f"exited before saying {containing!r}: {self.stderr}")
-                self.stderr.append(line)
-                if containing in line:
-                    return line
-
-    async def finish(self, within: float = 60.0) -> tuple[int, bytes, str]:
-        async with asyncio.timeout(within):
-            out, err = await self.process.communicate()
-        return self.process.returncode or 0, out, "".join(self.stderr) + err.decode()
-
-    def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
 
 
 @pytest.fixture
@@ -186,6 +144,7 @@ async def test_record_captures_every_job_while_the_worker_handles_each_once_and_
     assert {r["status"] for r in stored.values()} == {"completed", "rejected"}
 
     # The recording: every message, in order, byte for byte, with its headers.
+    assert plain.stat().st_mode & 0o777 == 0o600  # prompts inside: its owner's only
     recorded = list(read_payloads(plain))
     assert [(p.body, dict(p.headers or {})) for p in recorded] == [(m.body, m.headers) for m in published]
     assert all(line.startswith(b'{"format":"agent-worker.recorded-job.v1"') for line in plain.read_bytes().splitlines())

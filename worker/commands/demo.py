@@ -12,7 +12,8 @@ is refused with `quota_exceeded`.
 
 The nats-server and its temporary store are removed on every exit path: success, failure, Ctrl-C
 or SIGTERM. `--keep-running` leaves both up after the table, until Ctrl-C, to poke at with the
-`nats` CLI. `--live` answers from the real providers configured by the environment instead.
+`nats` CLI or to record from (`--publish-every SECS` publishes the jobs again meanwhile, as new
+runs). `--live` answers from the real providers configured by the environment instead.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import itertools
 import logging
 import signal
 import sys
@@ -77,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--keep-running", action="store_true", help="after the table, keep nats-server and the worker up until Ctrl-C"
+    )
+    parser.add_argument(
+        "--publish-every",
+        type=float,
+        metavar="SECS",
+        help="with --keep-running: publish the jobs again every SECS seconds, as new runs (live traffic to record)",
     )
 
 
@@ -187,6 +195,8 @@ async def _demo(
         if args.keep_running:
             print(f"\nStill running at {server.url}; press Ctrl-C to stop.", flush=True)
             with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C is how --keep-running is meant to end
+                if args.publish_every:
+                    await _publish_again(nc, payloads, args.publish_every)
                 await asyncio.Event().wait()
         return 0
     finally:
@@ -240,6 +250,32 @@ async def _publish(nc: Client, payloads: list[Payload]) -> list[int]:
     """Publish each body as the API does (JetStream, body unchanged); returns each job's stream sequence."""
     js = nc.jetstream()
     return [(await js.publish(JOBS_SUBJECT, payload.body)).seq for payload in payloads]
+
+
+async def _publish_again(nc: Client, payloads: list[Payload], every: float) -> None:
+    """Every `every` seconds, the same jobs as new runs (`-r<round>` added to each runId and envelope id)."""
+    for round_ in itertools.count(1):
+        await asyncio.sleep(every)
+        await _publish(nc, [Payload(_as_new_run(p.body, f"r{round_}"), p.source) for p in payloads])
+        print(f"published the {len(payloads)} jobs again as new runs (-r{round_})", flush=True)
+
+
+def _as_new_run(body: bytes, suffix: str) -> bytes:
+    """The body with `-<suffix>` added to its runId (and envelope id); a body without a usable runId as it is."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(document, dict):
+        return body
+    data = document.get("data")
+    job = data if isinstance(data, dict) else document
+    if not isinstance(job.get("runId"), str):
+        return body
+    job["runId"] = f"{job['runId']}-{suffix}"
+    if job is not document and isinstance(document.get("id"), str):
+        document["id"] = f"{document['id']}-{suffix}"
+    return orjson.dumps(document)
 
 
 def _rows(payloads: list[Payload], seqs: list[int], collected: _Collected) -> list[RunResult | DeadLetterRow]:

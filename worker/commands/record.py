@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -54,7 +55,9 @@ _PENDING_BYTES = 1024 * 2**20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n\n", 1)[1] if __doc__ else None
-    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSONL file to write (replaced)")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="JSONL file to write (replaced; mode 0600)"
+    )
     parser.add_argument("--count", type=int, metavar="N", help="stop after N messages")
     parser.add_argument("--duration", type=float, metavar="SECS", help="stop after SECS seconds")
     parser.add_argument(
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     # Errors only: stderr is for the progress lines (a slow consumer's lost messages are an error).
     configure_logging(settings.log_format, level=logging.ERROR, stream=sys.stderr)
     try:
-        out = args.out.open("wb")
+        # Readable by its owner only: a recording holds customers' prompts (unless --redact).
+        out = os.fdopen(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
     except OSError as exc:
         print(f"agent-worker record: {exc}", file=sys.stderr)
         return EXIT_USAGE
