@@ -101,8 +101,8 @@ class _UntouchableMessage:
 
 def test_off_the_job_span_is_a_shared_no_op_that_reads_nothing_of_the_message() -> None:
     assert tracing.enabled is False
-    first = tracing.job_span(_UntouchableMessage(), consumer="agent-worker")  # type: ignore[arg-type]
-    second = tracing.job_span(_UntouchableMessage(), consumer="agent-worker")  # type: ignore[arg-type]
+    first = tracing.job_span(_UntouchableMessage())  # type: ignore[arg-type]
+    second = tracing.job_span(_UntouchableMessage())  # type: ignore[arg-type]
     assert first is second
     with first:
         pass

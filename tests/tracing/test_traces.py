@@ -159,7 +159,7 @@ async def test_a_job_with_traceparent_continues_its_trace_to_the_model_call_and_
     assert not job_span.failed
     events = dict(job_span.events)
     assert list(events) == ["result.lookup", "quota.reserved", "result.stored", "reply.sent", "quota.settled"]
-    assert events["result.lookup"] == {"found": False}
+    assert events["result.lookup"] == {}
     assert events["quota.reserved"]["maschina.quota.refused"] is False
     assert events["quota.reserved"]["maschina.quota.tokens"] > result["billing"]["billedTokens"]
 

@@ -128,7 +128,7 @@ class MaxDeliveries:
         except NotFoundError:
             return  # already gone: acked or deleted meanwhile
         # The job's own trace goes on to its last word: the failed result carries this span's traceparent.
-        with tracing.job_span(job, consumer=self._consumer.durable_name or "", seq=stream_seq, deliveries=deliveries):
+        with tracing.job_span(job, seq=stream_seq, deliveries=deliveries):
             await self._end(job, stream_seq, deliveries)
 
     async def _end(self, job: RawStreamMsg, stream_seq: int, deliveries: int) -> None:

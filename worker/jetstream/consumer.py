@@ -31,6 +31,8 @@ __all__ = ["JobConsumer"]
 
 log = structlog.get_logger(__name__)
 
+_FOUND = {"found": True}
+
 
 class JobConsumer:
     def __init__(
@@ -47,7 +49,6 @@ class JobConsumer:
         self._max_deliver = consumer.max_deliver if consumer.max_deliver and consumer.max_deliver > 0 else None
         self._heartbeat_secs = (consumer.ack_wait or 30.0) / 3
         self._handling = handling
-        self._name = consumer.durable_name or ""
         self._jobs: set[asyncio.Task[None]] = set()
         # Read when scraped rather than counted up and down on every job.
         handling.metrics.in_flight.set_function(lambda: len(self._jobs))
@@ -115,7 +116,7 @@ class JobConsumer:
         received = time.monotonic()
         keep_alive = _KeepAlive(message, self._heartbeat_secs)
         try:
-            with tracing.job_span(message, consumer=self._name):
+            with tracing.job_span(message):
                 await self._process(message, received)
         except asyncio.CancelledError:
             await _hand_back(message)
@@ -162,7 +163,7 @@ class JobConsumer:
         published = published_at(message) if quotas is not None else None
         stored = await through_outages(lambda: handling.recorder.store.lookup(ref.run_id), what="result lookup")
         if tracing.enabled:
-            tracing.event("result.lookup", {"found": stored is not None})
+            tracing.event("result.lookup", None if stored is None else _FOUND)
         if stored is not None:
             metrics.duplicates.inc()
             log.info("job_already_has_result")
