@@ -12,6 +12,7 @@ import sys
 from bench.loop import run_loop
 from bench.process import READY
 from catalog import Usage
+from worker import tracing
 from worker.logging import configure_logging
 from worker.providers.base import ProviderReply, ProviderRequest
 from worker.service import Worker
@@ -34,6 +35,7 @@ class InstantProvider:
 
 async def _serve() -> int:
     settings = Settings.from_env()
+    tracing.configure()  # as `agent-worker run` does: on when an OTEL_EXPORTER_OTLP_*ENDPOINT is set
     configure_logging(settings.log_format)
     worker = Worker(settings, providers={"anthropic": InstantProvider()})
     running = asyncio.create_task(worker.run_until_signal())
@@ -47,7 +49,10 @@ async def _serve() -> int:
 
 
 def main() -> int:
-    return run_loop(_serve())
+    try:
+        return run_loop(_serve())
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

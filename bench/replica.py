@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -30,9 +30,15 @@ async def _ready(child: Child, port: int, within: float) -> None:
 
 @asynccontextmanager
 async def replicas(
-    count: int, *, nats_url: str, anthropic_url: str, concurrency: int, within: float = 60.0
+    count: int,
+    *,
+    nats_url: str,
+    anthropic_url: str,
+    concurrency: int,
+    within: float = 60.0,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[list[Child]]:
-    """`count` replicas sharing the consumer, all ready; stopped with SIGTERM on the way out."""
+    """`count` replicas sharing the consumer, all ready; stopped with SIGTERM on the way out. `env`: more settings."""
     children: list[Child] = []
     ports: list[int] = []
     try:
@@ -45,6 +51,7 @@ async def replicas(
                 "WORKER_LOG_FORMAT": "json",
                 "ANTHROPIC_API_KEY": "test",
                 "ANTHROPIC_BASE_URL": anthropic_url,
+                **(env or {}),
             }
             child = Child(f"replica-{index}", python_module("worker", "run"), env=env)
             children.append(await child.start(ready_marker=None))

@@ -19,11 +19,17 @@ from bench.jobs import job_body, run_id
 from bench.process import Child, cpu_seconds, python_module
 from bench.profile import Sampler
 from bench.report import Row, Spec, Target
+from bench.tracing import OtlpReceiver, traced_env
 
 __all__ = ["SPECS", "Drain", "drain", "run"]
 
 THROUGHPUT = Spec("T1", "throughput, instant provider, share of a bare nats-py loop", Target("≥", 60.0, "%"))
-SPECS = (THROUGHPUT,)
+TRACED = Spec(
+    "T1 tracing",
+    "throughput with tracing on (OTLP/HTTP, every job sampled), share of tracing off",
+    Target("≥", 85.0, "%"),
+)
+SPECS = (THROUGHPUT, TRACED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +81,24 @@ async def run(context: Context) -> list[Row]:
     scale, profile_dir = context.scale, context.profile_dir
     bare_runs: list[Drain] = []
     worker_runs: list[Drain] = []
+    traced_runs: list[Drain] = []
+    exported: list[int] = []
     bare_argv = python_module("bench.bare_nats", "--batch", str(scale.t1_concurrency))
+    worker_argv = python_module("bench.instant_worker")
     worker_env = {"WORKER_CONCURRENCY": str(scale.t1_concurrency), "WORKER_HTTP_PORT": "0"}
     for _ in range(scale.trials):
         bare_runs.append(await drain("bare", bare_argv, {}, scale.t1_jobs))
-        worker_runs.append(await drain("worker", python_module("bench.instant_worker"), worker_env, scale.t1_jobs))
+        worker_runs.append(await drain("worker", worker_argv, worker_env, scale.t1_jobs))
+        # The same worker exporting every job's spans to a receiver in this process (counting, not decoding).
+        async with OtlpReceiver(keep=False) as otlp:
+            traced_runs.append(await drain("traced", worker_argv, {**worker_env, **traced_env(otlp)}, scale.t1_jobs))
+        exported.append(otlp.received)
     if profile_dir is not None:
         # Profiled runs are extra and not counted: sampling slows the process it samples.
         await drain("bare", bare_argv, {}, scale.t1_jobs, profile=profile_dir / "t1-bare.folded")
         worker_argv = python_module("bench.instant_worker")
         await drain("worker", worker_argv, worker_env, scale.t1_jobs, profile=profile_dir / "t1-worker.folded")
-    bare, worker = _median(bare_runs), _median(worker_runs)
+    bare, worker, traced = _median(bare_runs), _median(worker_runs), _median(traced_runs)
     detail = (
         f"worker {worker.rate:,.0f} jobs/s vs bare loop {bare.rate:,.0f} jobs/s; CPU per job: worker "
         f"{worker.cpu_us:,.0f} µs + nats-server {worker.server_cpu_us:,.0f} µs, bare {bare.cpu_us:,.0f} µs + "
@@ -93,4 +106,14 @@ async def run(context: Context) -> list[Row]:
         f"bare loop's jobs per core-second ({scale.t1_jobs:,} jobs, concurrency {scale.t1_concurrency}, "
         f"median of {scale.trials})"
     )
-    return [THROUGHPUT.measured(100.0 * worker.rate / bare.rate, detail)]
+    traced_detail = (
+        f"tracing on {traced.rate:,.0f} jobs/s vs off {worker.rate:,.0f} jobs/s in the same run; CPU per job "
+        f"{traced.cpu_us:,.0f} µs vs {worker.cpu_us:,.0f} µs (+{traced.cpu_us - worker.cpu_us:,.0f} µs: a job span, "
+        f"a call span, three events, their export); spans received {statistics.median(exported):,.0f} of "
+        f"{2 * scale.t1_jobs:,} per run (median; the batch processor drops spans, never jobs, when its queue is full); "
+        f"default OTEL_BSP_* settings, median of {scale.trials}"
+    )
+    return [
+        THROUGHPUT.measured(100.0 * worker.rate / bare.rate, detail),
+        TRACED.measured(100.0 * traced.rate / worker.rate, traced_detail),
+    ]

@@ -18,12 +18,18 @@ from bench.process import Child, python_module
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
+from bench.tracing import OtlpReceiver, traced_env
 
 __all__ = ["SPECS", "run"]
 
 P50 = Spec("T3 p50", "added latency at 100 jobs/s, p50 (publish→result minus bare SDK call)", Target("≤", 2.0, " ms"))
 P99 = Spec("T3 p99", "added latency at 100 jobs/s, p99 (publish→result minus bare SDK call)", Target("≤", 6.0, " ms"))
-SPECS = (P50, P99)
+TRACED = Spec(
+    "T3 tracing",
+    "latency p50 with tracing on (OTLP/HTTP, every job sampled) minus tracing off",
+    Target("≤", 0.5, " ms"),
+)
+SPECS = (P50, P99, TRACED)
 
 _INBOX = "_INBOX.bench."
 _CONCURRENCY = 64
@@ -46,10 +52,10 @@ class _Latencies:
     """
 
 
-async def _worker_latencies(fake_url: str, scale: Scale) -> _Latencies:
+async def _worker_latencies(fake_url: str, scale: Scale, env: dict[str, str] | None = None) -> _Latencies:
     async with (
         fresh_server() as (server, nc, _),
-        replicas(1, nats_url=server.url, anthropic_url=fake_url, concurrency=_CONCURRENCY),
+        replicas(1, nats_url=server.url, anthropic_url=fake_url, concurrency=_CONCURRENCY, env=env),
     ):
         published, arrivals, measured = await _paced(nc, scale)
     return _Latencies([arrivals.times[rid] - published[rid] for rid in measured], _split(arrivals, published, measured))
@@ -105,9 +111,12 @@ async def run(context: Context) -> list[Row]:
     bare = [float(latency) for latency in (await bare_sdk("paced", fake.url, *args))["latencies"]]
     latencies = await _worker_latencies(fake.url, scale)
     worker = latencies.total
+    async with OtlpReceiver(keep=False) as otlp:
+        traced = (await _worker_latencies(fake.url, scale, traced_env(otlp))).total
     floor_p50, floor_p99 = _percentiles(await _nats_floor(scale))
     bare_p50, bare_p99 = _percentiles(bare)
     worker_p50, worker_p99 = _percentiles(worker)
+    traced_p50, traced_p99 = _percentiles(traced)
     into, pipeline, out = latencies.split
     setup = f"{scale.t3_jobs:,} jobs at {scale.t3_rate:g}/s after {scale.t3_warmup} warm-up, zero-delay fake"
     return [
@@ -122,5 +131,11 @@ async def run(context: Context) -> list[Row]:
             (worker_p99 - bare_p99) * 1e3,
             f"worker {worker_p99 * 1e3:.2f} ms vs bare SDK call {bare_p99 * 1e3:.2f} ms; {setup}; NATS round trips "
             f"alone {floor_p99 * 1e3:.2f} ms",
+        ),
+        TRACED.measured(
+            (traced_p50 - worker_p50) * 1e3,
+            f"tracing on p50 {traced_p50 * 1e3:.2f} ms vs off {worker_p50 * 1e3:.2f} ms (p99 {traced_p99 * 1e3:.2f} "
+            f"vs {worker_p99 * 1e3:.2f} ms), both `agent-worker run` in the same run; {setup}; spans received "
+            f"{otlp.received:,}",
         ),
     ]
