@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 
 from worker.errors import ErrorCode
 from worker.providers.base import ProviderError
-from worker.providers.redaction import MAX_DETAIL, Redactor
+from worker.providers.redaction import Redactor, cut
 
 __all__ = [
     "connection_error",
@@ -90,8 +90,7 @@ def status_error(
     message = f"{provider} answered HTTP {status}"
     if detail:
         # Cut first, scrubbed whole: a prompt's stretch could straddle the prefix and the provider's text.
-        cut = detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
-        message = Redactor(secrets)(f"{message}: {cut}", limit=None)
+        message = Redactor(secrets)(f"{message}: {cut(detail)}", limit=None)
     retry_after = parse_retry_after(headers) if retryable else None
     return ProviderError(code, message, retryable=retryable, retry_after=retry_after)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import orjson
 
-__all__ = ["MAX_DETAIL", "REDACTED", "WINDOW", "Redactor"]
+__all__ = ["MAX_DETAIL", "REDACTED", "WINDOW", "Redactor", "cut"]
 
 #: Contract 11: no 20 consecutive characters of a job's system prompt or user message are ever written.
 WINDOW = 20
@@ -34,6 +34,11 @@ MAX_DETAIL = 300
 _MIN_SECRET = 8
 #: Said instead when scrubbing once was not enough (a prompt that itself holds the redaction mark).
 _WITHHELD = "[the provider's text was withheld: it quoted the job's prompt]"
+
+
+def cut(text: str, limit: int = MAX_DETAIL) -> str:
+    """`text` at most `limit` characters long, ending in `…` when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Redactor:
@@ -54,15 +59,18 @@ class Redactor:
 
     def __call__(self, text: str, *, limit: int | None = MAX_DETAIL) -> str:
         """`text` cut to `limit` characters, then without any secret or prompt stretch."""
-        if limit is not None and len(text) > limit:
-            text = text[: limit - 1] + "…"
+        if limit is not None:
+            text = cut(text, limit)
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         if not self._prompts or len(text) < WINDOW:
             return text
         forms = self._prompt_forms()
         scrubbed = _without_shared(text, forms)
-        if scrubbed is not text and _shared_windows(scrubbed, forms):
+        # A stretch new after scrubbing overlaps a mark, so holds its "[" or its "]": a prompt without either
+        # cannot share one, and the second look is spared.
+        marked = scrubbed is not text and any("[" in form or "]" in form for form in forms)
+        if marked and _shared_windows(scrubbed, forms):
             return _WITHHELD
         return scrubbed
 
@@ -93,14 +101,20 @@ def _shared_windows(text: str, forms: Iterable[str]) -> set[str]:
     windows = {text[i : i + WINDOW] for i in range(len(text) - WINDOW + 1)}
     blocks = {text[i : i + _BLOCK] for i in range(len(text) - _BLOCK + 1)}
     shared: set[str] = set()
+    # The windows that hold a block are the 20-character stretches of the 30 characters around it; a repetitive
+    # prompt repeats those spans, and each is looked at once.
+    spans: set[str] = set()
     for form in forms:
-        last_start = len(form) - WINDOW
         for block_start in range(0, len(form) - _BLOCK + 1, _BLOCK):
             if form[block_start : block_start + _BLOCK] not in blocks:
                 continue
-            # The windows of `form` that hold this whole block.
-            for start in range(max(0, block_start - _BLOCK), min(block_start, last_start) + 1):
-                window = form[start : start + WINDOW]
+            span_start = max(0, block_start - _BLOCK)
+            span = form[span_start : block_start + WINDOW]
+            if span in spans:
+                continue
+            spans.add(span)
+            for start in range(min(block_start - span_start, len(span) - WINDOW) + 1):
+                window = span[start : start + WINDOW]
                 if window in windows:
                     shared.add(window)
     return shared
