@@ -8,18 +8,35 @@ from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
 from worker.settings import Settings
 from worker.testing.jobs import example_envelope, example_job
 
-__all__ = ["JOB_SUBJECT", "RESULT_PREFIX", "job_body", "run_id"]
+__all__ = ["JOB_SUBJECT", "QUOTAS_ON", "RESULT_PREFIX", "job_body", "run_id", "spread_user"]
 
 JOB_SUBJECT = Settings.from_env({}).subjects[0]
 RESULT_PREFIX = RESULTS_SUBJECT_PREFIX
+QUOTAS_ON = {"WORKER_QUOTAS": "on"}
+"""A replica's extra setting for the quota rows: the built-in quotas, the usage bucket on the same server."""
 
 
 def run_id(tag: str, index: int) -> str:
     return f"bench-{tag}-{index}"
 
 
-def job_body(tag: str, index: int, *, reply_to: str | None = None) -> bytes:
-    """A seed-format envelope for an m5 customer on Claude Sonnet (an Anthropic model, so the fake serves it)."""
+def spread_user(index: int) -> str:
+    """One of a hundred users, so that with quotas on the jobs share a hundred usage keys, as many customers do."""
+    return f"bench-user-{index % 100}"
+
+
+def job_body(
+    tag: str, index: int, *, reply_to: str | None = None, user: str | None = None, tier: str | None = None
+) -> bytes:
+    """A seed-format envelope for an m5 customer on Claude Sonnet (an Anthropic model, so the fake serves it).
+
+    `user` and `tier` replace the example's userId and tier.
+    """
     rid = run_id(tag, index)
-    job = example_job(runId=rid, maxTokens=1024)
+    fields = {"runId": rid, "maxTokens": 1024}
+    if user is not None:
+        fields["userId"] = user
+    if tier is not None:
+        fields["tier"] = tier
+    job = example_job(**fields)
     return orjson.dumps(example_envelope(job, job_id=f"job-{rid}", reply_to=reply_to))

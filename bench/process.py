@@ -44,6 +44,8 @@ class Child:
 
     def __init__(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
         self.name = name
+        self.http_port: int | None = None
+        """Where a worker replica serves /metrics, when it does."""
         self.argv = list(argv)
         self.env = {**os.environ, **(env or {})}
         self._process: asyncio.subprocess.Process | None = None

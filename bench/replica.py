@@ -44,7 +44,8 @@ async def replicas(
     try:
         for index in range(count):
             ports.append(free_port())
-            env = {
+            # Its own name: rebinding `env` would hand the first replica's port to every later one.
+            settings = {
                 "NATS_URL": nats_url,
                 "WORKER_CONCURRENCY": str(concurrency),
                 "WORKER_HTTP_PORT": str(ports[-1]),
@@ -53,7 +54,8 @@ async def replicas(
                 "ANTHROPIC_BASE_URL": anthropic_url,
                 **(env or {}),
             }
-            child = Child(f"replica-{index}", python_module("worker", "run"), env=env)
+            child = Child(f"replica-{index}", python_module("worker", "run"), env=settings)
+            child.http_port = ports[-1]
             children.append(await child.start(ready_marker=None))
         # Started together, as a deployment scales out: this also exercises their concurrent start-up.
         await asyncio.gather(*(_ready(child, port, within) for child, port in zip(children, ports, strict=True)))

@@ -28,6 +28,10 @@ class Scale:
     t4_replicas: int = 3
     t6_results: int = 100_000
     """Stored results `agent-worker reprice` reads (and a tenth of them, for the memory comparison)."""
+    t7_jobs: int = 3_000
+    t7_in_flight: int = 1_000
+    """The quota hot key: one user's jobs in flight at once, over three replicas."""
+    t7_delay: float = 0.5
 
 
 FULL = Scale(
@@ -62,4 +66,7 @@ QUICK = Scale(
     t4_concurrency=5,
     t4_delay=0.2,
     t6_results=5_000,
+    t7_jobs=240,
+    t7_in_flight=120,
+    t7_delay=0.2,
 )

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import t1_throughput, t2_fanout, t3_latency, t4_scaling, t6_reprice
+from bench import t1_throughput, t2_fanout, t3_latency, t4_scaling, t6_reprice, t7_hotkey
 from bench.context import Context
 from bench.report import Row, Spec
 from bench.scale import Scale
@@ -32,6 +32,7 @@ BENCHMARKS = (
     Benchmark(t3_latency.SPECS, t3_latency.run),
     Benchmark(t4_scaling.SPECS, t4_scaling.run),
     Benchmark(t6_reprice.SPECS, t6_reprice.run),
+    Benchmark(t7_hotkey.SPECS, t7_hotkey.run),
 )
 
 

@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from bench.baseline import bare_sdk
 from bench.broker import Arrivals, create_streams, fresh_server
 from bench.context import Context
-from bench.jobs import JOB_SUBJECT, job_body, run_id
+from bench.jobs import JOB_SUBJECT, QUOTAS_ON, job_body, run_id, spread_user
 from bench.process import Child, python_module
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
@@ -29,7 +29,12 @@ TRACED = Spec(
     "latency p50 with tracing on (OTLP/HTTP, every job sampled) minus tracing off",
     Target("≤", 0.5, " ms"),
 )
-SPECS = (P50, P99, TRACED)
+QUOTAS = Spec(
+    "T3 quotas",
+    "added latency at 100 jobs/s, p50, with WORKER_QUOTAS=on above quotas off in the same run",
+    Target("≤", 1.0, " ms"),
+)
+SPECS = (P50, P99, TRACED, QUOTAS)
 
 _INBOX = "_INBOX.bench."
 _CONCURRENCY = 64
@@ -84,7 +89,7 @@ async def _paced(nc: Client, scale: Scale) -> tuple[dict[str, float], Arrivals, 
     start = loop.time()
     for index in range(total):
         await asyncio.sleep(max(0.0, start + index / scale.t3_rate - loop.time()))
-        body = job_body("t3", index, reply_to=_INBOX + run_id("t3", index))
+        body = job_body("t3", index, reply_to=_INBOX + run_id("t3", index), user=spread_user(index))
         published[run_id("t3", index)] = time.perf_counter()
         await nc.publish(JOB_SUBJECT, body)
     await arrivals.wait(60.0)
@@ -113,6 +118,7 @@ async def run(context: Context) -> list[Row]:
     worker = latencies.total
     async with OtlpReceiver(keep=False) as otlp:
         traced = (await _worker_latencies(fake.url, scale, traced_env(otlp))).total
+    quota_p50, quota_p99 = _percentiles((await _worker_latencies(fake.url, scale, QUOTAS_ON)).total)
     floor_p50, floor_p99 = _percentiles(await _nats_floor(scale))
     bare_p50, bare_p99 = _percentiles(bare)
     worker_p50, worker_p99 = _percentiles(worker)
@@ -137,5 +143,11 @@ async def run(context: Context) -> list[Row]:
             f"tracing on p50 {traced_p50 * 1e3:.2f} ms vs off {worker_p50 * 1e3:.2f} ms (p99 {traced_p99 * 1e3:.2f} "
             f"vs {worker_p99 * 1e3:.2f} ms), both `agent-worker run` in the same run; {setup}; spans received "
             f"{otlp.received:,}",
+        ),
+        QUOTAS.measured(
+            (quota_p50 - worker_p50) * 1e3,
+            f"worker with quotas p50 {quota_p50 * 1e3:.2f} ms (p99 {quota_p99 * 1e3:.2f} ms) vs quotas off "
+            f"{worker_p50 * 1e3:.2f} ms (p99 {worker_p99 * 1e3:.2f} ms): a reserve (read + compare-and-set) before the "
+            f"provider and a settle after the store, 100 users; {setup}",
         ),
     ]

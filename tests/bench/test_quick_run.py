@@ -22,7 +22,7 @@ def test_quick_run_prints_every_row_with_a_figure_and_a_mark(tmp_path: Path) -> 
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=340,  # T7 (the quota hot key, two 3-replica runs) adds about 20 s
         check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr[-4000:]
