@@ -18,6 +18,16 @@ def test_help_lists_every_setting_with_its_default(capsys: pytest.CaptureFixture
     for name, default, _ in Settings.describe():
         [line] = [line for line in out.splitlines() if line.strip().startswith(name + " ")]
         assert f"default: {default or '(unset)'}" in line
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in out
+
+
+def test_an_otlp_export_it_cannot_make_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert main(["run"]) == 2
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,13 @@ def settings_help() -> str:
     lines = ["settings (environment variables, with their defaults):"]
     for name, default, description in rows:
         lines.append(f"  {name:<{width}}  {description}; default: {default or '(unset)'}")
+    lines += [
+        "",
+        "traces (contract section 10): the standard OpenTelemetry variables. OTEL_EXPORTER_OTLP_ENDPOINT (or",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) turns them on, exporting OTLP over HTTP; unset, nothing is set up.",
+        "Also OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_*,",
+        "OTEL_EXPORTER_OTLP_HEADERS/_TIMEOUT/_COMPRESSION, OTEL_SDK_DISABLED (docs/operations.md).",
+    ]
     return "\n".join(lines)
 
 
