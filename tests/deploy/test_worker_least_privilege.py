@@ -19,6 +19,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from catalog.quota import MonthlyUsage
 from tests.deploy.conftest import Connect, Identities, Session
 from tests.processes import WorkerProcess
 from worker.embedded import NatsServer
@@ -119,6 +120,36 @@ async def test_the_worker_runs_under_its_permissions(
 
         # And it really was the worker's identity doing all this.
         assert _authorized_users(monitoring_port)[worker_id] == identities.worker.public_key
+
+    log = secured_nats.log_path.read_text()
+    assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
+
+
+async def test_quotas_run_under_the_permissions(
+    connect: Connect, identities: Identities, secured_nats: NatsServer, tmp_path: Path
+) -> None:
+    """WORKER_QUOTAS=on: the usage bucket created, each run reserved and settled in it, as the worker user."""
+    async with (
+        FakeAnthropic() as anthropic,
+        _worker_process(secured_nats, identities, anthropic.url, "quotas", tmp_path, WORKER_QUOTAS="on"),
+    ):
+        api: Session = await connect(identities.api)
+        reply_to = api.nc.new_inbox()
+        replies = await api.nc.subscribe(reply_to)
+        await api.nc.jetstream().publish(JOB_SUBJECT, _job("run-counted", reply_to))
+        completed = await _next(replies)
+        assert completed["status"] == "completed"
+        admin = await connect(identities.admin)
+        kv = await admin.nc.jetstream().key_value(SETTINGS.usage_bucket)
+        (key,) = await kv.keys()
+        assert key.startswith("user-1.")
+        # Settled before the ack; the reply copy may come first, so the value is polled.
+        for _ in range(EVENT_TIMEOUT_SECS * 20):
+            usage = MonthlyUsage.from_json((await kv.get(key)).value or b"")
+            if not usage.reserved:
+                break
+            await asyncio.sleep(0.05)
+        assert usage == MonthlyUsage(completed["billing"]["billedTokens"], {})
 
     log = secured_nats.log_path.read_text()
     assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
