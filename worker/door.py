@@ -119,7 +119,7 @@ class Door:
             return DeadLetter(DlqReason.NOT_OBJECT, f"The body is {_shown(parsed)}, not a JSON object.")
         job = _job_of(parsed)
         if _may_hold_big_integers(job, body):
-            exact = loads_exact(body)
+            exact = _read_again(body)
             if exact is not None:
                 parsed, job = exact, _job_of(exact)
         if job is parsed:
@@ -238,6 +238,18 @@ def _read(body: bytes) -> Any:
         if parsed is None:  # nested deeper than Python reads: orjson's refusal stands
             raise
         return parsed
+
+
+def _read_again(body: bytes) -> dict[str, Any] | None:
+    """The exact reading of a body orjson accepted; None (orjson's reading stands) if it differs in kind or fails.
+
+    Both parsers take the same JSON, so neither should happen; the door must not raise whatever the body.
+    """
+    try:
+        exact = loads_exact(body)
+    except NotJsonError:
+        return None
+    return exact if isinstance(exact, dict) else None
 
 
 def _job_of(parsed: dict[str, Any]) -> dict[str, Any]:
