@@ -1,4 +1,4 @@
-"""Scenario 7: the quota race. One user, a thousand jobs at once, three `agent-worker run` replicas, and a
+"""Scenario 11: the quota race. One user, a thousand jobs at once, three `agent-worker run` replicas, and a
 monthly quota that about half the runs fit in (contract section 9).
 
 Every replica reserves and settles on the same key of the real usage bucket at once. Afterwards the bucket
@@ -71,7 +71,7 @@ async def user_usage(js: Any) -> tuple[MonthlyUsage, list[str]]:
 async def test_one_user_a_thousand_jobs_three_replicas(
     fleet: Fleet, nats_server: NatsServer, scenario: Callable[[str], Run], tmp_path: Path, fault: str
 ) -> None:
-    run = scenario(f"7 quota race, {fault}")
+    run = scenario(f"11 quota race, {fault}")
     provider = await fleet.provider("--delay", "0.05")
     settings = {"WORKER_QUOTAS": "on", "WORKER_CATALOG": str(quota_catalog(tmp_path))}
     replicas = await fleet.replicas(provider, 3, **settings)
