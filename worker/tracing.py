@@ -10,8 +10,8 @@ exporter endpoint, headers, timeout, compression) and:
   CONSUMER span per delivery; a malformed `traceparent` starts a new trace, and nothing here can fail a job;
 - `provider_call` makes each model call, retries included, a CLIENT span named and attributed by the GenAI
   semantic conventions;
-- `event` marks the short steps (result lookup, store, reply copy) on the job span: events rather than spans,
-  since a span costs several times an event and those steps are a NATS round trip or less;
+- `event` marks the short steps (result lookup, quota reserve and settle, store, reply copy) on the job span:
+  events rather than spans, since a span costs several times an event and those steps are a round trip or less;
 - `trace_headers` gives the job span's `traceparent` (and `tracestate`) for the result record and reply copy.
 
 The tracer provider is this module's own, not OpenTelemetry's global one: a library that creates spans through

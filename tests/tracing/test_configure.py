@@ -106,3 +106,15 @@ def test_off_the_job_span_is_a_shared_no_op_that_reads_nothing_of_the_message() 
     assert first is second
     with first:
         pass
+
+
+async def test_the_anthropic_sdk_makes_no_spans_of_its_own() -> None:
+    # Ours is the call span (worker/providers/retry.py); the SDK's own per API call would duplicate it.
+    from worker.providers.anthropic import AnthropicProvider
+
+    provider = AnthropicProvider(api_key="sk-test", base_url="http://127.0.0.1:9", concurrency=1)
+    try:
+        assert provider._client.open_telemetry["traces"]["enabled"] is False
+        assert provider._client._tracer is None  # what the SDK tests before making a span
+    finally:
+        await provider.aclose()
