@@ -125,6 +125,8 @@ class Settings(BaseModel):
         "WORKER_USAGE_BUCKET",
         "JetStream key-value bucket of users' monthly usage (with WORKER_QUOTAS=on)",
         "MASCHINA_USAGE",
+        # JetStream's rule for bucket names (the bucket's stream is KV_<name>).
+        pattern=r"^[A-Za-z0-9_-]+$",
     )
 
     anthropic_api_key: SecretStr | None = _env("ANTHROPIC_API_KEY", "Anthropic API key", None)

@@ -10,6 +10,7 @@ import pytest
 from catalog.quota import MonthlyUsage
 from worker.metrics import Metrics
 from worker.quotas import Charge, MemoryUsageStore, Quotas
+from worker.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +93,15 @@ async def test_a_failing_store_fails_the_callers_and_the_key_recovers() -> None:
         await quotas.reserve(charge("run-a"))
     store.fail = False
     assert not (await quotas.reserve(charge("run-a"))).refused
+
+
+@pytest.mark.parametrize(("name", "value"), [("WORKER_QUOTAS", "yes"), ("WORKER_USAGE_BUCKET", "usage.bucket")])
+def test_a_bad_quota_setting_stops_start_up_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_quotas_are_off_by_default() -> None:
+    settings = Settings.from_env({})
+    assert (settings.quotas_on, settings.usage_bucket) == (False, "MASCHINA_USAGE")
+    assert Settings.from_env({"WORKER_QUOTAS": "on"}).quotas_on
