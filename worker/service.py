@@ -78,7 +78,6 @@ class Worker:
         self.ready = asyncio.Event()
         """Set once connected, the topology ensured and the fetch loop running; cleared when stopping."""
         self._nc: Client | None = None
-        self._subscription: JetStreamContext.PullSubscription | None = None
         self._consumer: JobConsumer | None = None
         self._advisories: MaxDeliveries | None = None
         self._http: HealthServer | None = None
@@ -115,18 +114,21 @@ class Worker:
             door=door, pipeline=pipeline, recorder=recorder, dead_letters=DeadLetters(self._nc), metrics=self.metrics
         )
         self._advisories = MaxDeliveries(
-            js,
+            self._nc,
             jobs_stream=settings.jobs_stream,
             advisories_stream=settings.advisories_stream,
             consumer=topology.advisory_consumer,
             handling=handling,
         )
         await self._advisories.start()
-        self._subscription = await js.pull_subscribe_bind(consumer=settings.consumer, stream=settings.jobs_stream)
         self._consumer = JobConsumer(
-            self._subscription, consumer=topology.consumer, concurrency=settings.concurrency, handling=handling
+            self._nc,
+            stream=settings.jobs_stream,
+            consumer=topology.consumer,
+            concurrency=settings.concurrency,
+            handling=handling,
         )
-        self._consumer.start()
+        await self._consumer.start()
         if settings.http_port:
             self._http = HealthServer(
                 metrics=self.metrics, healthy=self.healthy, ready=self.is_ready, port=settings.http_port
@@ -177,10 +179,6 @@ class Worker:
         if self._quotas is not None:
             # Usage writes asked for by jobs that have ended are finished before the connection goes.
             await self._quotas.close()
-        # Unsubscribe the pull subscription before draining: draining it after a timed-out fetch can hang.
-        if self._subscription is not None:
-            with suppress(nats.errors.Error, ValueError):
-                await self._subscription.unsubscribe()
         if self._nc is not None and not self._nc.is_closed:
             try:
                 await self._nc.drain()

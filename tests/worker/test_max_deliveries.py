@@ -142,7 +142,7 @@ def _handler(client: Client, settings: Settings) -> MaxDeliveries:
     metrics = Metrics()
     store = ResultStore(client, stream=settings.results_stream, allow_direct=True)
     return MaxDeliveries(
-        client.jetstream(),
+        client,
         jobs_stream=settings.jobs_stream,
         advisories_stream=settings.advisories_stream,
         consumer=advisory_consumer_config(settings),

@@ -16,14 +16,15 @@ already gone is skipped, a job with a stored result is only deleted, the dead le
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from contextlib import suppress
 from datetime import UTC, datetime
 
 import nats.errors
 import orjson
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
@@ -32,14 +33,16 @@ from worker.door import DeadLetter
 from worker.errors import DlqReason
 from worker.jetstream.handling import JobHandling
 from worker.jetstream.persist import through_outages
-from worker.jetstream.pull import pull
+from worker.jetstream.pull import Puller
 
 __all__ = ["MaxDeliveries"]
 
 log = structlog.get_logger(__name__)
 
-# Advisories are rare and each is handled in turn; a small batch keeps few of them waiting on one replica.
-_BATCH = 4
+# Advisories are rare and each is handled in turn: one at a time, so none waits on a replica busy with another
+# and a request ends as soon as its advisory arrives.
+_BATCH = 1
+_ERROR_BACKOFF_SECS = 0.5
 # JetStream API error for a failed message delete; "no message found" when it is already gone.
 _DELETE_FAILED = 10057
 
@@ -47,29 +50,33 @@ _DELETE_FAILED = 10057
 class MaxDeliveries:
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         *,
         jobs_stream: str,
         advisories_stream: str,
         consumer: ConsumerConfig,
         handling: JobHandling,
     ) -> None:
-        self._js = js
+        self._js = nc.jetstream()
         self._stream = jobs_stream
-        self._advisories_stream = advisories_stream
         # The advisory consumer as the server has it: its max_deliver says when an advisory is given up.
         self._consumer = consumer
         self._handling = handling
-        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._arrived: deque[Msg] = deque()
+        assert consumer.durable_name is not None
+        self._puller = Puller(
+            nc,
+            stream=advisories_stream,
+            consumer=consumer.durable_name,
+            name="advisories",
+            deliver=self._arrived.append,
+        )
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        assert self._consumer.durable_name is not None
-        self._subscription = await self._js.pull_subscribe_bind(
-            consumer=self._consumer.durable_name, stream=self._advisories_stream
-        )
-        self._loop = asyncio.create_task(self._fetch_loop(self._subscription), name="advisory-loop")
+        await self._puller.start()
+        self._loop = asyncio.create_task(self._fetch_loop(), name="advisory-loop")
 
     async def stop(self, grace: float) -> None:
         """Stop fetching; let the advisory in hand finish within `grace` seconds, then unsubscribe.
@@ -84,24 +91,26 @@ class MaxDeliveries:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
-        # Unsubscribe the pull subscription before the connection drains: draining it after a timed-out fetch can hang.
-        if self._subscription is not None:
-            with suppress(nats.errors.Error, ValueError):
-                await self._subscription.unsubscribe()
-            self._subscription = None
+        await self._puller.stop()
 
-    async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
+    async def _fetch_loop(self) -> None:
         while not self._stopping.is_set():
-            messages = await pull(subscription, _BATCH, failed_event="advisory_fetch_failed")
-            if messages is None:
-                return
-            for message in messages:
-                if self._stopping.is_set():
-                    # Handed back at once, for a replica still running (or the next one to start).
-                    with suppress(nats.errors.Error):
-                        await message.nak()
-                    continue
-                await self._on_advisory(message)
+            try:
+                if not self._arrived and not await self._puller.pull(_BATCH):
+                    log.error("advisory_loop_ended", reason="the NATS connection is closed for good")
+                    return
+                while self._arrived:
+                    message = self._arrived.popleft()
+                    if self._stopping.is_set():
+                        # Handed back at once, for a replica still running (or the next one to start).
+                        with suppress(nats.errors.Error):
+                            await message.nak()
+                        continue
+                    await self._on_advisory(message)
+            except Exception:
+                # A bug: logged with its traceback; the advisory, not acked, comes back after ack_wait.
+                log.exception("advisory_loop_error")
+                await asyncio.sleep(_ERROR_BACKOFF_SECS)
 
     async def _on_advisory(self, message: Msg) -> None:
         try:

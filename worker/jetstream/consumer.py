@@ -13,15 +13,15 @@ from contextlib import suppress
 
 import nats.errors
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from worker import tracing
 from worker.door import DeadLetter
 from worker.jetstream.handling import JobHandling
 from worker.jetstream.persist import through_outages
-from worker.jetstream.pull import FETCH_TIMEOUT_SECS, pull
+from worker.jetstream.pull import FETCH_TIMEOUT_SECS, Puller
 from worker.jetstream.usage import published_at
 from worker.logging import bind_job
 from worker.pipeline import Retry
@@ -32,18 +32,21 @@ __all__ = ["JobConsumer"]
 log = structlog.get_logger(__name__)
 
 _FOUND = {"found": True}
+_ERROR_BACKOFF_SECS = 0.5
 
 
 class JobConsumer:
     def __init__(
         self,
-        subscription: JetStreamContext.PullSubscription,
+        nc: Client,
         *,
+        stream: str,
         consumer: ConsumerConfig,
         concurrency: int,
         handling: JobHandling,
     ) -> None:
-        self._subscription = subscription
+        assert consumer.durable_name is not None
+        self._puller = Puller(nc, stream=stream, consumer=consumer.durable_name, name="jobs", deliver=self._arrived)
         self._concurrency = concurrency
         # The consumer as the server has it: another replica may have created it with other settings.
         self._max_deliver = consumer.max_deliver if consumer.max_deliver and consumer.max_deliver > 0 else None
@@ -56,13 +59,14 @@ class JobConsumer:
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self.last_tick = time.monotonic()
-        """When the fetch loop last went round (monotonic clock); `/healthz` reads it."""
+        """When the fetch loop last went round without an error (monotonic clock); `/healthz` reads it."""
 
     @property
     def running(self) -> bool:
         return self._loop is not None and not self._loop.done()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self._puller.start()
         self._loop = asyncio.create_task(self._fetch_loop(), name="fetch-loop")
 
     async def finished(self) -> None:
@@ -86,27 +90,33 @@ class JobConsumer:
             if unfinished:
                 log.warning("jobs_handed_back", count=len(unfinished))
                 await asyncio.gather(*unfinished, return_exceptions=True)
+        # Unsubscribed before the connection drains; a job arriving meanwhile was handed back by `_arrived`.
+        await self._puller.stop()
 
     async def _fetch_loop(self) -> None:
         while not self._stopping.is_set():
-            self.last_tick = time.monotonic()
             self._slot_freed.clear()  # before counting, so a job finishing right after still wakes the wait
             free = self._concurrency - len(self._jobs)
-            if free <= 0:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), FETCH_TIMEOUT_SECS)
+            try:
+                if free <= 0:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._slot_freed.wait(), FETCH_TIMEOUT_SECS)
+                elif not await self._puller.pull(free):
+                    log.error("fetch_loop_ended", reason="the NATS connection is closed for good")
+                    return
+            except Exception:
+                # A bug: logged with its traceback, and the loop goes on. Should it recur on every round,
+                # `last_tick` stops moving and /healthz reports the replica unhealthy after `STALL_SECS`.
+                log.exception("fetch_loop_error")
+                await asyncio.sleep(_ERROR_BACKOFF_SECS)
                 continue
-            messages = await pull(self._subscription, free, failed_event="fetch_failed")
-            if messages is None:
-                log.error("fetch_loop_connection_closed")
-                return
-            for message in messages:
-                if self._stopping.is_set():
-                    await _hand_back(message)
-                    continue
-                task = asyncio.create_task(self._run_job(message))
-                self._jobs.add(task)
-                task.add_done_callback(self._job_done)
+            self.last_tick = time.monotonic()
+
+    def _arrived(self, message: Msg) -> None:
+        """A job delivered by the puller: run it as its own task, or hand it back at once when stopping."""
+        task = asyncio.create_task(_hand_back(message) if self._stopping.is_set() else self._run_job(message))
+        self._jobs.add(task)
+        task.add_done_callback(self._job_done)
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._jobs.discard(task)
