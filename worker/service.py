@@ -149,7 +149,8 @@ class Worker:
         async def stored(run_id: str) -> bool:
             return await results.lookup(run_id) is not None
 
-        usage = BucketUsageStore(kv, self.settings.usage_bucket)
+        nc = self.nc
+        usage = BucketUsageStore(kv, self.settings.usage_bucket, max_payload=lambda: nc.max_payload)
         log.info("quotas_on", store=usage.label)
         return Quotas(usage, metrics=self.metrics, stored=stored)
 

@@ -22,7 +22,7 @@ from tests.worker.test_max_deliveries import exhaust_with_no_worker
 from worker.embedded import NatsServer
 from worker.jetstream.results import result_subject
 from worker.jetstream.topology import ensure_topology
-from worker.jetstream.usage import ensure_usage_bucket, published_at
+from worker.jetstream.usage import BucketUsageStore, UsageTooLargeError, ensure_usage_bucket, published_at
 from worker.service import Worker
 
 pytestmark = pytest.mark.nats
@@ -230,3 +230,18 @@ async def test_max_deliveries_exceeded_settles_a_reservation_left_behind(
         assert await value(client, key) == MonthlyUsage(5, {})
     finally:
         await worker.stop()
+
+
+async def test_a_value_too_big_for_one_message_is_refused_before_it_is_sent(
+    nats_server: NatsServer, client: Client
+) -> None:
+    settings = worker_settings(nats_server, **QUOTAS)
+    await ensure_topology(client.jetstream(), settings)
+    kv = await ensure_usage_bucket(client.jetstream(), settings)
+    store = BucketUsageStore(kv, BUCKET, max_payload=lambda: client.max_payload)
+    crowded = MonthlyUsage(0, {f"run-{n:07d}": 1_000 for n in range(client.max_payload // 10)})
+    with pytest.raises(UsageTooLargeError, match=r"runs hold a reservation on user-1\.2026-03"):
+        await store.write("user-1.2026-03", crowded, 0)
+    # Nothing was sent, so the server had nothing to refuse: the connection is still good.
+    assert client.is_connected
+    assert await store.write("user-1.2026-03", MonthlyUsage(0, {"run-1": 1}), 0)

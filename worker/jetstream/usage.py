@@ -8,6 +8,7 @@ overwrites another's change: the loser is told, reads again and reapplies (`work
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -21,10 +22,12 @@ from catalog.quota import MonthlyUsage
 from worker.jetstream.persist import TRANSIENT, through_outages
 from worker.settings import Settings
 
-__all__ = ["BucketUsageStore", "ensure_usage_bucket", "published_at", "usage_bucket_config"]
+__all__ = ["BucketUsageStore", "UsageTooLargeError", "ensure_usage_bucket", "published_at", "usage_bucket_config"]
 
 log = structlog.get_logger(__name__)
 
+# Room for the subject ($KV.<bucket>.<key>) and the compare-and-set header, besides the value.
+_WRITE_OVERHEAD = 1024
 # JetStream API error: a stream of that name exists with another configuration.
 _STREAM_NAME_IN_USE = 10058
 
@@ -65,11 +68,19 @@ async def ensure_usage_bucket(js: JetStreamContext, settings: Settings) -> KeyVa
     return kv
 
 
-class BucketUsageStore:
-    """`worker.quotas.UsageStore` on a JetStream key-value bucket."""
+class UsageTooLargeError(ValueError):
+    """A user's month would not fit in one message: too many of their runs hold a reservation at once."""
 
-    def __init__(self, kv: KeyValue, bucket: str) -> None:
+
+class BucketUsageStore:
+    """`worker.quotas.UsageStore` on a JetStream key-value bucket.
+
+    `max_payload` is the server's current limit (re-read on every write: it may change on reconnect).
+    """
+
+    def __init__(self, kv: KeyValue, bucket: str, *, max_payload: Callable[[], int] | None = None) -> None:
         self._kv = kv
+        self._max_payload = max_payload
         self.label = f"JetStream key-value bucket {bucket}"
 
     async def read(self, key: str) -> tuple[MonthlyUsage, int]:
@@ -82,6 +93,13 @@ class BucketUsageStore:
 
     async def write(self, key: str, usage: MonthlyUsage, revision: int) -> bool:
         value = usage.to_json()
+        limit = self._max_payload() if self._max_payload is not None else None
+        # The server counts the subject and headers too, and refusing an oversized publish closes the connection.
+        if limit is not None and len(value) + _WRITE_OVERHEAD > limit:
+            raise UsageTooLargeError(
+                f"{len(usage.reserved):,} runs hold a reservation on {key}: {len(value):,} bytes, over what one "
+                f"message may carry ({limit:,} bytes); the run is retried once some of them have settled"
+            )
         try:
             if revision == 0:
                 # create() also takes over a key whose last entry is a delete marker.
