@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest test-typescript examples-types bench bench-quick soak clean
+.PHONY: demo test test-fast lint typecheck pytest test-typescript examples-types bench bench-quick soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,13 @@ demo: $(STAMP)
 
 test: lint typecheck pytest test-typescript
 
+# The quick loop while developing: the unit and nats tiers (no process kills, no fault scenarios), under a minute.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "unit or nats"
+
 lint: $(STAMP)
-	$(BIN)/ruff check catalog worker tests bench examples/python
-	$(BIN)/ruff format --check catalog worker tests bench examples/python
+	$(BIN)/ruff check catalog worker testkit tests bench examples/python
+	$(BIN)/ruff format --check catalog worker testkit tests bench examples/python
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from bench.process import python_module
+from testkit.process import python_module
 
 __all__ = ["bare_sdk"]
 

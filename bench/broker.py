@@ -16,7 +16,6 @@ from nats.js import JetStreamContext
 
 from bench.jobs import JOB_SUBJECT, RESULT_PREFIX, job_body, run_id
 from worker.embedded import NatsServer
-from worker.jetstream.topology import stream_configs
 from worker.settings import Settings
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "RESULTS_STREAM",
     "Arrivals",
     "check_completed",
-    "create_streams",
     "fresh_server",
     "publish_jobs",
     "stored_results",
@@ -50,12 +48,6 @@ async def fresh_server() -> AsyncIterator[tuple[NatsServer, Client, JetStreamCon
             await nc.close()
     finally:
         server.close()
-
-
-async def create_streams(js: JetStreamContext) -> None:
-    """The streams exactly as the worker would create them, so that jobs can be stored before it starts."""
-    for config in stream_configs(_DEFAULTS):
-        await js.add_stream(config)
 
 
 async def publish_jobs(nc: Client, bodies: list[bytes], *, chunk: int = 2000) -> None:

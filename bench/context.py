@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.scale import Scale
-from worker.testing import FakeConfig, FakeProcess
+from testkit import FakeConfig
+from testkit.process import FakeProcess
 
 __all__ = ["Context"]
 
@@ -34,5 +35,5 @@ class Context:
 
     async def aclose(self) -> None:
         if self._fake is not None:
-            await self._fake.stop()
+            await self._fake.terminate()
             self._fake = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from testkit.jobs import example_envelope, example_job
 from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
 from worker.settings import Settings
-from worker.testing.jobs import example_envelope, example_job
 
 __all__ = ["JOB_SUBJECT", "QUOTAS_ON", "RESULT_PREFIX", "job_body", "run_id", "spread_user"]
 

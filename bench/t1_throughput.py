@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.broker import check_completed, create_streams, fresh_server, publish_jobs, wait_for_results
+from bench.broker import check_completed, fresh_server, publish_jobs, wait_for_results
 from bench.context import Context
 from bench.jobs import job_body, run_id
-from bench.process import Child, cpu_seconds, python_module
+from bench.process import READY
 from bench.profile import Sampler
 from bench.report import Row, Spec, Target
 from bench.tracing import OtlpReceiver, traced_env
+from testkit.process import ChildProcess, child_env, cpu_seconds, python_module
+from testkit.streams import create_streams
 
 __all__ = ["SPECS", "Drain", "drain", "run"]
 
@@ -54,16 +56,16 @@ async def drain(
         await publish_jobs(nc, [job_body(name, i) for i in range(jobs)])
         assert server.process is not None
         server_pid = server.process.pid
-        child = await Child(name, argv, env={"NATS_URL": server.url, **env}).start()
+        child = await ChildProcess(name, argv, child_env({"NATS_URL": server.url, **env}), ready_marker=READY).start()
         sampler = await Sampler.start(child.pid, profile) if profile else None
         try:
             cpu, server_cpu = cpu_seconds(child.pid), cpu_seconds(server_pid)
             started = time.perf_counter()
-            finished = await wait_for_results(js, jobs, within=120 + jobs / 100, alive=child.alive)
+            finished = await wait_for_results(js, jobs, within=120 + jobs / 100, alive=lambda: child.alive)
             cpu, server_cpu = cpu_seconds(child.pid) - cpu, cpu_seconds(server_pid) - server_cpu
             await check_completed(js, [run_id(name, 0), run_id(name, jobs - 1)])
         finally:
-            await child.stop()
+            await child.terminate()
             if sampler is not None:
                 await sampler.finish()
     return Drain(jobs / (finished - started), cpu / jobs * 1e6, server_cpu / jobs * 1e6)

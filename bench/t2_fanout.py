@@ -12,12 +12,11 @@ from bench.baseline import bare_sdk
 from bench.broker import Arrivals, fresh_server, publish_jobs, warm_up
 from bench.context import Context
 from bench.jobs import QUOTAS_ON, RESULT_PREFIX, job_body, spread_user
-from bench.process import PeakRss, cpu_seconds
 from bench.profile import Sampler
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
-from worker.testing import FakeProcess
+from testkit.process import FakeProcess, PeakRss, cpu_seconds
 
 __all__ = ["SPECS", "run"]
 
@@ -61,7 +60,7 @@ async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None =
         arrivals = Arrivals(scale.t2_jobs)
         await arrivals.subscribe(nc, RESULT_PREFIX + ">")
         sampler = await Sampler.start(replica.pid, profile) if profile else None
-        with PeakRss(replica.pid) as rss:
+        with PeakRss(replica.pid, interval=0.02) as rss:
             idle = rss.sample()
             started, cpu = time.perf_counter(), cpu_seconds(replica.pid)
             # A hundred users: with quotas on, a hundred usage keys (the one-user hot key is T7's).

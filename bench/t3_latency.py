@@ -11,14 +11,16 @@ from datetime import datetime
 from nats.aio.client import Client
 
 from bench.baseline import bare_sdk
-from bench.broker import Arrivals, create_streams, fresh_server
+from bench.broker import Arrivals, fresh_server
 from bench.context import Context
 from bench.jobs import JOB_SUBJECT, QUOTAS_ON, job_body, run_id, spread_user
-from bench.process import Child, python_module
+from bench.process import READY
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
 from bench.tracing import OtlpReceiver, traced_env
+from testkit.process import ChildProcess, child_env, python_module
+from testkit.streams import create_streams
 
 __all__ = ["SPECS", "run"]
 
@@ -71,11 +73,11 @@ async def _nats_floor(scale: Scale) -> list[float]:
     async with fresh_server() as (server, nc, js):
         await create_streams(js)
         argv = python_module("bench.bare_nats", "--batch", str(_CONCURRENCY), "--worker-path")
-        child = await Child("bare-path", argv, env={"NATS_URL": server.url}).start()
+        child = await ChildProcess("bare-path", argv, child_env({"NATS_URL": server.url}), ready_marker=READY).start()
         try:
             published, arrivals, measured = await _paced(nc, scale)
         finally:
-            await child.stop()
+            await child.terminate()
     return [arrivals.times[rid] - published[rid] for rid in measured]
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import orjson
 
-from bench.broker import create_streams, fresh_server, wait_for_results
+from bench.broker import fresh_server, wait_for_results
 from bench.context import Context
-from bench.process import PeakRss, python_module
 from bench.report import Row, Spec, Target
 from bench.results import publish_results
+from testkit.process import PeakRss, python_module
+from testkit.streams import create_streams
 
 __all__ = ["SPECS", "run"]
 
@@ -68,7 +69,7 @@ async def _reprice(count: int, catalog: Path) -> Reprice:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        with PeakRss(process.pid) as rss:
+        with PeakRss(process.pid, interval=0.02) as rss:
             out, err = await process.communicate()
         wall = asyncio.get_running_loop().time() - started
     if process.returncode != 0:

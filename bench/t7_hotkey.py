@@ -18,11 +18,11 @@ from nats.js import JetStreamContext
 from bench.broker import Arrivals, fresh_server, publish_jobs
 from bench.context import Context
 from bench.jobs import QUOTAS_ON, RESULT_PREFIX, job_body
-from bench.process import Child
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
 from catalog.quota import MonthlyUsage
+from testkit.process import WorkerProcess
 
 __all__ = ["SPECS", "run"]
 
@@ -40,7 +40,7 @@ _BUCKET = "MASCHINA_USAGE"
 _REPLICAS = 3
 
 
-async def _metric(child: Child, name: str) -> float:
+async def _metric(child: WorkerProcess, name: str) -> float:
     """A counter or histogram count summed over its series, from a replica's /metrics."""
     async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{child.http_port}/metrics") as page:
         text = await page.text()

@@ -21,10 +21,11 @@ import openai
 import orjson
 
 from bench.loop import run_loop
-from bench.process import python_module, raise_open_files_limit
+from bench.process import raise_open_files_limit
+from testkit import FakeConfig
+from testkit.process import FakeProcess, python_module
 from worker.providers.base import ProviderRequest
 from worker.providers.openai import OpenAIProvider
-from worker.testing import FakeConfig, FakeProcess
 
 __all__ = ["main"]
 

@@ -1,20 +1,64 @@
-"""Fixtures shared by every test folder.
+"""Fixtures shared by every test folder, and the rule that every test has a tier.
+
+Tiers (pytest markers, registered in pyproject.toml): `unit` (pure, in-process, no I/O), `nats` (a real
+nats-server, loopback servers or one short child process), `system` (several processes, kills, fault scenarios,
+`agent-worker run` children, the bench smoke run). `make test-fast` runs `-m "unit or nats"`; `make test` all.
+A test module without a tier (`pytestmark = pytest.mark.unit`, ...) stops the run.
 
 `nats_server`: a real nats-server with JetStream, started for one test on a free loopback port with its
 own temporary store, and removed afterwards. Connect with `nats_server.url`; `nats_server.stop()` and then
 `nats_server.start()` restart it on the same port and store (a server restart as clients see it).
+`client`: a NATS connection to it; `results`: every result the worker stores, by runId.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import nats
 import pytest
+import structlog
+from nats.aio.client import Client
 
+from tests.worker.support import ResultWatch
 from worker.embedded import NatsServer
+
+TIERS = ("unit", "nats", "system")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    untiered = sorted({item.nodeid.split("::")[0] for item in items if not _tiers(item)})
+    if untiered:
+        raise pytest.UsageError(
+            f"test modules without a tier (add `pytestmark = pytest.mark.<{'|'.join(TIERS)}>`): {', '.join(untiered)}"
+        )
+
+
+def _tiers(item: pytest.Item) -> list[str]:
+    return [tier for tier in TIERS if item.get_closest_marker(tier) is not None]
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    # A command run in-process (replay, record, catalog) configures structlog to print to the stream captured for
+    # its test, which closes after it: the next test's logs must not go there, whichever folder it is in.
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
 def nats_server() -> Iterator[NatsServer]:
     with NatsServer() as server:
         yield server
+
+
+@pytest.fixture
+async def client(nats_server: NatsServer) -> AsyncIterator[Client]:
+    connection = await nats.connect(nats_server.url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def results(client: Client) -> ResultWatch:
+    return await ResultWatch().open(client)

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from catalog import Bill, Usage, bill, multiplier_text
 
+pytestmark = pytest.mark.unit
+
 D = Decimal
 
 

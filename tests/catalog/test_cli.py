@@ -11,6 +11,8 @@ import pytest
 from tests.catalog.ops_file import OPS_CATALOG, edit
 from worker.cli import main
 
+pytestmark = pytest.mark.unit
+
 # Written "2.50" so that the table is seen to print the multiplier normalised.
 OPS_FILE = edit(OPS_CATALOG, 'multiplier = "2.5"', 'multiplier = "2.50"')
 

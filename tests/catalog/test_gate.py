@@ -9,6 +9,8 @@ import pytest
 
 from catalog import Allowed, Denied, default_catalog, gate
 
+pytestmark = pytest.mark.unit
+
 # The contract's allowance matrix: Y = allowed, - = model_not_allowed.
 MATRIX = """
 model                      access  m1  m5  m10  teams  enterprise  internal

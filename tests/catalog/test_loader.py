@@ -17,6 +17,8 @@ from catalog.loader import Fault
 from tests.catalog.ops_file import OPS_CATALOG as BASE
 from tests.catalog.ops_file import edit
 
+pytestmark = pytest.mark.unit
+
 # The contract's section 3, written out.
 CONTRACT_TIERS = [
     ("access", 0, "ollama/llama3.2"),

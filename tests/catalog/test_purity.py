@@ -6,6 +6,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.nats
+
 BLOCKED = ("nats", "anthropic", "pydantic", "worker", "httpx", "orjson", "structlog", "aiohttp")
 
 PROGRAM = textwrap.dedent(

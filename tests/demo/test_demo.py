@@ -20,6 +20,8 @@ from worker.cli import main
 from worker.embedded import NatsServerNotFoundError
 from worker.settings import Settings
 
+pytestmark = pytest.mark.system
+
 # Worker and provider settings are cleared: the demo must need none of them (no key, no NATS, no Ollama).
 CLEAN_ENV = {name: value for name, value in os.environ.items() if name not in Settings.env_names()}
 

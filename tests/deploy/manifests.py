@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.conftest import DEPLOY
+from tests.deploy.support import DEPLOY
 
 __all__ = ["K8S", "compose", "compose_value", "container", "k8s_object", "k8s_objects", "yaml_documents", "yaml_files"]
 

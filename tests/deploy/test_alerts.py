@@ -10,6 +10,8 @@ from tests.deploy.manifests import k8s_object
 from tests.deploy.promql import TARGET_LABELS, exported_series, referenced
 from worker.settings import Settings
 
+pytestmark = pytest.mark.unit
+
 # Series the alerts take from outside the worker: prometheus-nats-exporter (-jsz=all) and kube-state-metrics.
 EXTERNAL_SERIES = frozenset(
     {

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY
 from tests.deploy.promql import TARGET_LABELS, exported_series, referenced
+from tests.deploy.support import DEPLOY
+
+pytestmark = pytest.mark.unit
 
 DASHBOARD = DEPLOY / "grafana" / "agent-worker.json"
 

@@ -14,9 +14,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY
 from tests.deploy.manifests import k8s_object
+from tests.deploy.support import DEPLOY
 from worker.embedded import free_port
+
+pytestmark = pytest.mark.nats
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 REPOSITORY = DEPLOY.parent

@@ -16,7 +16,6 @@ from nats.aio.client import DEFAULT_DRAIN_TIMEOUT
 
 from catalog import default_catalog
 from catalog.loader import parse_catalog
-from tests.deploy.conftest import DEPLOY, NATS_CONFIG
 from tests.deploy.manifests import (
     K8S,
     compose,
@@ -27,8 +26,11 @@ from tests.deploy.manifests import (
     yaml_documents,
     yaml_files,
 )
+from tests.deploy.support import DEPLOY, NATS_CONFIG
 from worker import tracing
 from worker.settings import Settings
+
+pytestmark = pytest.mark.unit
 
 # The oldest Kubernetes minor release the manifests promise to work on.
 KUBERNETES_VERSION = "1.29"

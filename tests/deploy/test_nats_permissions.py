@@ -9,7 +9,7 @@ import pytest
 from nats.js.api import ConsumerConfig
 
 from catalog.quota import MonthlyUsage
-from tests.deploy.conftest import Connect, Identities, Session
+from tests.deploy.support import Connect, Identities, Session
 from worker.jetstream.inbox import Inbox
 from worker.jetstream.lastget import LastGets
 from worker.jetstream.topology import (
@@ -22,6 +22,8 @@ from worker.jetstream.topology import (
 )
 from worker.jetstream.usage import BucketUsageStore, ensure_usage_bucket
 from worker.settings import Settings
+
+pytestmark = pytest.mark.nats
 
 SETTINGS = Settings.from_env({})
 JOB_SUBJECT = SETTINGS.subjects[0]

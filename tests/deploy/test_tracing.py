@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY
 from tests.deploy.manifests import compose, compose_value, container, k8s_object, yaml_documents
+from tests.deploy.support import DEPLOY
 from worker import tracing
 
 pytestmark = pytest.mark.unit

@@ -17,15 +17,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nats.aio.msg import Msg
 
 from catalog.quota import MonthlyUsage
-from tests.deploy.conftest import Connect, Identities, Session
-from tests.processes import WorkerProcess
+from testkit import FakeAnthropic, Step
+from testkit.process import WorkerProcess
+from tests.deploy.support import Connect, Identities, Session
 from worker.embedded import NatsServer
 from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX, advisory_consumer_config
 from worker.settings import Settings
-from worker.testing import FakeAnthropic, Step
+
+pytestmark = pytest.mark.system
 
 SETTINGS = Settings.from_env({})
 JOB_SUBJECT = SETTINGS.subjects[0]

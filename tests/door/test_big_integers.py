@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.door.jobs import encode, envelope, job_data
+from testkit.jobs import encode, envelope, job_data
 from worker.door import DeadLetter, Door, Rejected
 from worker.errors import DlqReason, ErrorCode
 from worker.exact_json import dumps_compact, has_long_digit_run, loads_exact

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from catalog import default_catalog, gate
 from catalog.gate import Denied
-from tests.door.jobs import encode, envelope, job_data
+from testkit.jobs import encode, envelope, job_data
 from worker.door import Door, Rejected
 from worker.job import Job
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from testkit.jobs import encode, envelope, job_data
 from tests.contract import JOB_FIELDS
-from tests.door.jobs import encode, envelope, job_data
 from worker.door import DeadLetter, Door, Rejected
 from worker.job import Job
+
+pytestmark = pytest.mark.unit
 
 DOOR = Door()
 SIGNED_DOOR = Door(signing_key=b"k", reply_prefixes=("_INBOX.", "api.replies."))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.door.jobs import encode, envelope, job_data
+from testkit.jobs import encode, envelope, job_data
 from worker.door import Door, Rejected
 from worker.errors import ErrorCode
 from worker.job import Job

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from tests.door.jobs import JOB_ID, MISSING, RUN_ID, encode, envelope, job_data
+from testkit.jobs import JOB_ID, MISSING, RUN_ID, encode, envelope, job_data
 from worker.door import DeadLetter, Door
 from worker.errors import DlqReason
 from worker.job import Job
+
+pytestmark = pytest.mark.unit
 
 VALID = encode(envelope())
 

@@ -10,6 +10,8 @@ from tests.fixtures.jobs import JOBS_DIR, RecordedJob, recorded_jobs
 from worker.door import DeadLetter, Door, Rejected
 from worker.job import Job
 
+pytestmark = pytest.mark.unit
+
 RECORDED = recorded_jobs()
 REF_FIELDS = ("run_id", "job_id", "agent_id", "user_id", "tier", "requested_model", "reply_to")
 

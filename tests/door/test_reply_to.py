@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from tests.door.jobs import MISSING, REPLY_TO, encode, envelope, job_data
+from testkit.jobs import MISSING, REPLY_TO, encode, envelope, job_data
 from worker.door import Door, Rejected
 from worker.errors import ErrorCode
 from worker.job import Job
+
+pytestmark = pytest.mark.unit
 
 INVALID_REPLY_TO: list[Any] = [
     "",

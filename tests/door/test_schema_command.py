@@ -8,11 +8,13 @@ from typing import Any
 import jsonschema
 import pytest
 
+from testkit.jobs import encode, envelope, job_data
 from tests.contract import JOB_FIELDS, RESULT_FIELDS
-from tests.door.jobs import encode, envelope, job_data
 from tests.fixtures.jobs import recorded_jobs
 from worker.cli import main
 from worker.commands.schema import schemas
+
+pytestmark = pytest.mark.unit
 
 CONTRACT_RESULT = {
     "version": 1,

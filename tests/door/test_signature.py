@@ -7,10 +7,12 @@ import hmac
 
 import pytest
 
-from tests.door.jobs import encode, envelope
+from testkit.jobs import encode, envelope
 from worker.door import DeadLetter, Door
 from worker.errors import DlqReason
 from worker.job import Job
+
+pytestmark = pytest.mark.unit
 
 KEY = b"whsec_3f9a1c7e5b2d4f60"
 BODY = encode(envelope())

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.door.jobs import JOB_ID, MISSING, REPLY_TO, RUN_ID, encode, envelope, job_data
+from testkit.jobs import JOB_ID, MISSING, REPLY_TO, RUN_ID, encode, envelope, job_data
 from worker.door import Door, Rejected
 from worker.errors import ErrorCode
 from worker.job import Job, RunRef
+
+pytestmark = pytest.mark.unit
 
 BASE = job_data()
 NOT_NON_EMPTY_STRINGS: tuple[Any, ...] = (MISSING, None, "", 7, 7.5, True, [], ["a"], {})

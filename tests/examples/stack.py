@@ -22,10 +22,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.processes import WorkerProcess
+from testkit import FakeConfig
+from testkit.process import FakeProcess, WorkerProcess
 from tests.tracing.otlp import OtlpReceiver
 from worker.embedded import NatsServer
-from worker.testing import FakeConfig, FakeProcess
 
 __all__ = ["INBOX_PREFIX", "SIGNING_KEY", "ExampleStack", "example_stack", "main"]
 

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
-from worker.providers import Provider, ProviderRequest
+from testkit import FakeAnthropic, FakeConfig, FakeOllama, FakeOpenAI
+from tests.providers.support import API_KEY, Harness
+from worker.providers import Provider
 from worker.providers.anthropic import AnthropicProvider
 from worker.providers.ollama import OllamaProvider
 from worker.providers.openai import OpenAIProvider
-from worker.testing import FakeAnthropic, FakeConfig, FakeOllama, FakeOpenAI, FakeServer
-
-API_KEY = "sk-ant-test-0123456789-do-not-leak"
-SYSTEM_PROMPT = "SYSTEM-PROMPT-TEXT You are terse."
-USER_MESSAGE = "USER-PROMPT-TEXT Summarise the notes."
-REQUEST = ProviderRequest(
-    model="claude-sonnet-4-6", system_prompt=SYSTEM_PROMPT, user_message=USER_MESSAGE, max_tokens=64
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Harness:
-    """A provider pointed at its fake, so one test body can run against both providers."""
-
-    fake: FakeServer
-    provider: Provider
 
 
 @pytest.fixture

@@ -9,12 +9,14 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.providers.conftest import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
+from testkit import FakeAnthropic, Step
+from tests.providers.support import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
 from worker.errors import ErrorCode
 from worker.providers import ProviderError
 from worker.providers.anthropic import AnthropicProvider
 from worker.providers.messages import MalformedAnswerError, reply_from_body
-from worker.testing import FakeAnthropic, Step
+
+pytestmark = pytest.mark.nats
 
 
 async def test_one_call_sends_model_max_tokens_system_and_one_user_message(

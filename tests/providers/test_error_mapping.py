@@ -6,11 +6,13 @@ import asyncio
 
 import pytest
 
-from tests.providers.conftest import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE, Harness
+from testkit import FakeAnthropic, Step
+from tests.providers.support import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE, Harness
 from worker.errors import ErrorCode
 from worker.providers import ProviderError
 from worker.providers.anthropic import AnthropicProvider
-from worker.testing import FakeAnthropic, Step
+
+pytestmark = pytest.mark.nats
 
 ROWS = [
     pytest.param(Step.fault(401), ErrorCode.PROVIDER_AUTH, False, id="401"),

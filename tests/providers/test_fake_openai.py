@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.testing import FakeConfig, FakeOpenAI, FakeProcess, Step
+from testkit import FakeConfig, FakeOpenAI, Step
+from testkit.process import FakeProcess
 
 pytestmark = pytest.mark.nats
 

@@ -17,13 +17,13 @@ import orjson
 import pytest
 
 from catalog import Usage
-from tests.providers.conftest import API_KEY, REQUEST
+from testkit import FakeAnthropic, FakeConfig, FakeOllama, Step
+from tests.providers.support import API_KEY, REQUEST
 from worker.errors import ErrorCode
 from worker.providers import Provider, ProviderError, ProviderRequest
 from worker.providers.anthropic import AnthropicProvider
 from worker.providers.ollama import OllamaProvider
 from worker.providers.redaction import WINDOW
-from worker.testing import FakeAnthropic, FakeConfig, FakeOllama, Step
 
 pytestmark = pytest.mark.nats
 

@@ -8,11 +8,13 @@ import orjson
 import pytest
 
 from catalog import Usage
-from tests.providers.conftest import REQUEST, SYSTEM_PROMPT, USER_MESSAGE
+from testkit import FakeOllama, Step
+from tests.providers.support import REQUEST, SYSTEM_PROMPT, USER_MESSAGE
 from worker.errors import ErrorCode
 from worker.providers import ProviderError
 from worker.providers.ollama import OllamaProvider, ollama_base_url, parse_chat_answer
-from worker.testing import FakeOllama, Step
+
+pytestmark = pytest.mark.nats
 
 LLAMA = replace(REQUEST, model="llama3.2", max_tokens=128)
 

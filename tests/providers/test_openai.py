@@ -16,11 +16,11 @@ import orjson
 import pytest
 
 from catalog import Usage
-from tests.providers.conftest import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
+from testkit import FakeOpenAI, Step
+from tests.providers.support import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
 from worker.errors import ErrorCode
 from worker.providers import ProviderError, RetryPolicy, call_with_retry
 from worker.providers.openai import OpenAIProvider
-from worker.testing import FakeOpenAI, Step
 
 pytestmark = pytest.mark.nats
 

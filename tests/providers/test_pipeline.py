@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from catalog import default_catalog
-from tests.providers.conftest import API_KEY, SYSTEM_PROMPT, USER_MESSAGE
+from testkit import FakeAnthropic, FakeOllama, FakeOpenAI, FakeServer, Step
+from tests.providers.support import API_KEY, SYSTEM_PROMPT, USER_MESSAGE
 from worker.errors import ErrorCode
 from worker.job import Job, RunRef
 from worker.pipeline import Pipeline, Retry
@@ -18,7 +19,6 @@ from worker.providers import Provider, RetryPolicy
 from worker.providers.registry import build_providers, close_providers
 from worker.result import ResultBilling, RunResult
 from worker.settings import Settings
-from worker.testing import FakeAnthropic, FakeOllama, FakeOpenAI, FakeServer, Step
 
 pytestmark = pytest.mark.nats
 

@@ -7,10 +7,12 @@ import itertools
 
 import pytest
 
-from tests.providers.conftest import REQUEST, Harness
+from testkit import Step
+from tests.providers.support import REQUEST, Harness
 from worker.errors import ErrorCode
 from worker.providers import ProviderError, RetryPolicy, call_with_retry
-from worker.testing import Step
+
+pytestmark = pytest.mark.nats
 
 FAST = RetryPolicy(base=0.01, cap=0.05, max_calls=5)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.processes import child_env
+from testkit.process import child_env
 
 __all__ = ["Cli"]
 

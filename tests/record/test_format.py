@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.replay.conftest import replay_cli
+from testkit.jobs import example_job
+from tests.replay.support import replay_cli
 from worker.payloads import read_payloads
 from worker.recorded_jobs import RecordedMessage, RecordingLineError, decode_recorded, encode_recorded
-from worker.testing.jobs import example_job
 
 pytestmark = pytest.mark.unit
 

@@ -20,7 +20,8 @@ import orjson
 import pytest
 from nats.aio.client import Client
 
-from tests.processes import WorkerProcess
+from testkit import FakeAnthropic, FakeConfig
+from testkit.process import WorkerProcess
 from tests.record.cli import Cli
 from tests.worker.support import (
     JOB_SUBJECT,
@@ -34,7 +35,6 @@ from worker.door import DeadLetter, Door
 from worker.embedded import NatsServer
 from worker.job import Job
 from worker.payloads import read_payloads
-from worker.testing import FakeAnthropic, FakeConfig
 
 pytestmark = pytest.mark.system
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from testkit.jobs import example_envelope, example_job
 from worker.door import DeadLetter, Door, Rejected
 from worker.job import Job
 from worker.redact import redact_body, redact_headers, redacted_text
-from worker.testing.jobs import example_envelope, example_job
 
 pytestmark = pytest.mark.unit
 

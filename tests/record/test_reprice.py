@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from catalog import default_catalog
+from testkit import FakeAnthropic, FakeConfig, Step
 from tests.record.catalogs import HAIKU, OPUS, SONNET, changed_catalog
 from tests.worker.support import ResultWatch, job, publish_job
 from worker.commands.reprice import ReadRange, read_results
@@ -28,7 +29,6 @@ from worker.embedded import NatsServer
 from worker.reprice import Repricer
 from worker.service import Worker
 from worker.settings import Settings
-from worker.testing import FakeAnthropic, FakeConfig, Step
 
 pytestmark = pytest.mark.system
 

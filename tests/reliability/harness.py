@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nats
 import nats.errors
 import nats.js.errors
 
-from tests.processes import ChildProcess, WorkerProcess, child_env
+from testkit.process import FakeProcess, WorkerProcess
 from tests.reliability.ledger import Figures, Ledger, read_ledger
-from worker.embedded import free_port
-from worker.jetstream.topology import stream_configs
-from worker.settings import Settings
 
-__all__ = ["SOAK", "SOAK_FACTOR", "FakeProviderProcess", "Fleet", "Run", "create_streams", "nats_client", "volume"]
+__all__ = ["SOAK", "SOAK_FACTOR", "Fleet", "Run", "nats_client", "volume"]
 
 SOAK = os.environ.get("AGENT_WORKER_SOAK", "") not in ("", "0")
 SOAK_FACTOR = 10
@@ -57,59 +52,6 @@ async def nats_client(servers: str) -> AsyncIterator[Any]:
         await nc.close()
 
 
-async def create_streams(js: Any, *, replicas: int = 1, within: float = 30.0) -> None:
-    """The worker's own stream definitions, created ahead of it (a backlog needs a stream; a cluster needs R3).
-
-    Retried while a fresh cluster has no JetStream meta leader yet.
-    """
-    deadline = time.monotonic() + within
-    for config in stream_configs(Settings.from_env({})):
-        config.num_replicas = replicas
-        while True:
-            try:
-                await js.add_stream(config)
-                break
-            except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.25)
-
-
-class FakeProviderProcess(ChildProcess):
-    """A fake provider server from `worker.testing` in its own process, on a free loopback port, with its own log.
-
-    Ready once `/_fake/stats` answers at all.
-    """
-
-    def __init__(self, name: str, module: str, options: list[str], log_dir: Path) -> None:
-        self.port = free_port()
-        super().__init__(
-            name,
-            [sys.executable, "-m", module, "--port", str(self.port), *options],
-            child_env({}),
-            log_dir,
-            ready_url=f"{self.url}/_fake/stats",
-            ready_needs_ok=False,
-            ready_within=15.0,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def stats(self) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            response = await client.get(f"{self.url}/_fake/stats")
-            response.raise_for_status()
-            stats: dict[str, Any] = response.json()
-            return stats
-
-    async def configure(self, **changes: Any) -> None:
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            response = await client.post(f"{self.url}/_fake/config", json=changes)
-            response.raise_for_status()
-
-
 class Fleet:
     """The child processes of one scenario; `close()` stops whatever is still running."""
 
@@ -118,18 +60,18 @@ class Fleet:
     def __init__(self, log_dir: Path, nats_url: str) -> None:
         self.log_dir = log_dir
         self.nats_url = nats_url
-        self.providers: list[FakeProviderProcess] = []
+        self.providers: list[FakeProcess] = []
         self.workers: list[WorkerProcess] = []
 
-    async def provider(self, *options: str) -> FakeProviderProcess:
+    async def provider(self, *options: str) -> FakeProcess:
         """A fake Anthropic API in its own process, e.g. `provider("--delay", "0.2")`."""
-        fake = FakeProviderProcess(
-            f"fake-anthropic-{len(self.providers) + 1}", "worker.testing.fake_anthropic", list(options), self.log_dir
+        fake = FakeProcess(
+            "anthropic", name=f"fake-anthropic-{len(self.providers) + 1}", log_dir=self.log_dir, options=options
         )
         self.providers.append(fake)
         return await fake.start()
 
-    def worker_settings(self, provider: FakeProviderProcess, **settings: str) -> dict[str, str]:
+    def worker_settings(self, provider: FakeProcess, **settings: str) -> dict[str, str]:
         """The environment of a replica: the suite's defaults, then `settings` (contract variable names)."""
         return {
             "NATS_URL": self.nats_url,
@@ -141,17 +83,17 @@ class Fleet:
             **settings,
         }
 
-    def _replica(self, provider: FakeProviderProcess, settings: dict[str, str]) -> WorkerProcess:
+    def _replica(self, provider: FakeProcess, settings: dict[str, str]) -> WorkerProcess:
         replica = WorkerProcess(
             f"replica-{len(self.workers) + 1}", self.worker_settings(provider, **settings), self.log_dir
         )
         self.workers.append(replica)
         return replica
 
-    async def worker(self, provider: FakeProviderProcess, **settings: str) -> WorkerProcess:
+    async def worker(self, provider: FakeProcess, **settings: str) -> WorkerProcess:
         return await self._replica(provider, settings).start()
 
-    async def replicas(self, provider: FakeProviderProcess, count: int, **settings: str) -> list[WorkerProcess]:
+    async def replicas(self, provider: FakeProcess, count: int, **settings: str) -> list[WorkerProcess]:
         """`count` replicas started together (they race to create the topology, as a deployment's would)."""
         made = [self._replica(provider, settings) for _ in range(count)]
         return list(await asyncio.gather(*(replica.start() for replica in made)))
@@ -188,7 +130,7 @@ class Run:
         self,
         js: Any,
         *,
-        provider: FakeProviderProcess | None,
+        provider: FakeProcess | None,
         notes: str = "",
         lost: Callable[[Ledger], set[str]] | None = None,
     ) -> tuple[Figures, Ledger]:

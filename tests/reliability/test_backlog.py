@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.reliability.harness import Fleet, Run, create_streams, nats_client, volume
+import pytest
+
+from testkit.streams import create_streams
+from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import settle
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
+
+pytestmark = pytest.mark.system
 
 JOBS = volume(5_000)  # soak: 50,000
 # Far above what a replica with 64 jobs in flight needs (about 100 MB), far below what holding a 50,000-job

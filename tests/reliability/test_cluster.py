@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from testkit.streams import create_streams
 from tests.reliability.cluster import NatsCluster
-from tests.reliability.harness import Fleet, Run, create_streams, nats_client, volume
+from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import JOBS_STREAM, RESULTS_STREAM, settle, stream_count, stream_info, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
+
+pytestmark = pytest.mark.system
 
 JOBS = volume(300)  # soak: 3,000
 

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,8 @@ from tests.reliability.traffic import envelope
 from worker.door import DeadLetter, Door, Rejected
 from worker.errors import DlqReason
 from worker.job import Job
+
+pytestmark = pytest.mark.system
 
 EXAMPLES = 300 * (SOAK_FACTOR if SOAK else 1)
 _SAFE_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import CONSUMER, JOBS_STREAM, settle
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
+
+pytestmark = pytest.mark.system
 
 JOBS = volume(1)  # soak: 10
 ACK_WAIT_SECS = 2.0

@@ -16,17 +16,22 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from tests.reliability.harness import FakeProviderProcess, Fleet, Run, nats_client, volume
+import pytest
+
+from testkit.process import FakeProcess
+from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import JOBS_STREAM, settle, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
+
+pytestmark = pytest.mark.system
 
 JOBS = volume(5)  # soak: 50
 MAX_DELIVER = 2
 ACK_WAIT_SECS = 2.0
 
 
-async def _calls_reach(provider: FakeProviderProcess, calls: int) -> None:
+async def _calls_reach(provider: FakeProcess, calls: int) -> None:
     async def reached() -> bool:
         stats = await provider.stats()
         return int(stats["calls"]) >= calls and int(stats["in_flight"]) >= JOBS

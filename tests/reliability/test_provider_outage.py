@@ -15,10 +15,14 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
+
 from tests.reliability.harness import SOAK, Fleet, Run, nats_client, volume
 from tests.reliability.ledger import RESULTS_STREAM, settle, stream_count
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
+
+pytestmark = pytest.mark.system
 
 JOBS = volume(100)  # soak: 1,000
 DOWN_SECS = 60.0 if SOAK else 10.0

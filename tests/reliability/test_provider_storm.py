@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import settle
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
+
+pytestmark = pytest.mark.system
 
 JOBS = volume(400)  # soak: 4,000
 FAULT_RATE = 0.2

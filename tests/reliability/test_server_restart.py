@@ -6,10 +6,14 @@ import asyncio
 import signal
 from collections.abc import Callable
 
+import pytest
+
 from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import RESULTS_STREAM, settle, stream_count, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
+
+pytestmark = pytest.mark.system
 
 JOBS = volume(600)  # soak: 6,000
 OUTAGE_SECS = 3.0

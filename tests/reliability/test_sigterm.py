@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.processes import WorkerProcess
+from testkit.process import WorkerProcess
 from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import settle, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
 from worker.embedded import NatsServer
+
+pytestmark = pytest.mark.system
 
 JOBS = volume(100)  # soak: 1,000
 # After the grace period: hand back, unsubscribe, drain, close the providers, and the interpreter's own

@@ -17,7 +17,7 @@ import nats.errors
 import nats.js.errors
 import orjson
 
-from worker.testing.jobs import JOB_SUBJECT, example_envelope, example_job
+from testkit.jobs import JOB_SUBJECT, example_envelope, example_job
 
 __all__ = ["Outgoing", "PublishReport", "envelope", "good_jobs", "publish_jobs"]
 

@@ -21,6 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from catalog import default_catalog
+from tests.replay.support import normalised, replay_cli
 from worker.commands.demo import SAMPLES
 from worker.embedded import NatsServer
 from worker.payloads import Payload, read_payloads
@@ -28,7 +29,7 @@ from worker.providers.recorded import packaged_recordings, recorded_providers
 from worker.service import Worker
 from worker.settings import Settings
 
-from .conftest import normalised, replay_cli
+pytestmark = pytest.mark.nats
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 JOB_FILES = sorted((FIXTURES / "jobs").glob("[0-9]*.json"))

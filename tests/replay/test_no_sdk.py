@@ -8,6 +8,9 @@ import textwrap
 from pathlib import Path
 
 import orjson
+import pytest
+
+pytestmark = pytest.mark.nats
 
 # An Anthropic model's job, so the recorded Messages answer is read as the live provider reads it.
 JOB = Path(__file__).resolve().parent.parent / "fixtures" / "jobs" / "01-m5-sonnet.json"

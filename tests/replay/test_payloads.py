@@ -9,6 +9,8 @@ import pytest
 
 from worker.payloads import Payload, read_payloads
 
+pytestmark = pytest.mark.unit
+
 JOB = {"runId": "r1", "tier": "m1"}
 
 

@@ -12,12 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
+from testkit import FakeAnthropic, FakeConfig, FakeOllama, FakeOpenAI, Step
+from tests.replay.support import normalised
 from worker.commands.demo import SAMPLES
 from worker.providers.exchange import read_recording
 from worker.settings import Settings
-from worker.testing import FakeAnthropic, FakeConfig, FakeOllama, FakeOpenAI, Step
 
-from .conftest import normalised
+pytestmark = pytest.mark.nats
 
 JOBS = [*sorted((Path(__file__).parents[1] / "fixtures" / "jobs").glob("[0-9]*.json")), SAMPLES]
 API_KEY = "sk-ant-roundtrip-test"

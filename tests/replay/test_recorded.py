@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from catalog import Usage, default_catalog
+from tests.replay.support import anthropic_default
 from worker.errors import ErrorCode
 from worker.providers.base import ProviderError, ProviderRequest
 from worker.providers.exchange import (
@@ -21,7 +22,7 @@ from worker.providers.exchange import (
 )
 from worker.providers.recorded import RecordedProvider, RecordingStore, packaged_recordings
 
-from .conftest import anthropic_default
+pytestmark = pytest.mark.unit
 
 REQUEST = ProviderRequest(model="claude-sonnet-4-6", system_prompt="Be brief.", user_message="Hi", max_tokens=64)
 

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from catalog import default_catalog, load_catalog
+from tests.replay.support import anthropic_default, replay_cli
 from worker.commands.replay import Replay
 from worker.door import Door
 from worker.payloads import Payload
@@ -19,7 +20,7 @@ from worker.providers.exchange import write_recording
 from worker.providers.recorded import RecordedProvider, RecordingStore
 from worker.result import RunResult
 
-from .conftest import anthropic_default, replay_cli
+pytestmark = pytest.mark.unit
 
 DEFAULT_CATALOG = Path(__file__).parents[2] / "catalog" / "default.toml"
 

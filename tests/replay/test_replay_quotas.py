@@ -7,9 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.replay.support import anthropic_default, replay_cli
 from worker.providers.exchange import write_recording
-
-from .conftest import anthropic_default, replay_cli
 
 pytestmark = pytest.mark.unit
 

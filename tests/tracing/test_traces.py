@@ -14,14 +14,13 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from tests.processes import WorkerProcess
+from testkit import FakeAnthropic, FakeConfig, Step
+from testkit.process import WorkerProcess
 from tests.tracing.otlp import ExportedSpan, OtlpReceiver, SpanKind
-from tests.worker.conftest import worker_settings
-from tests.worker.support import JOB_SUBJECT, Inbox, ResultWatch, job, publish_job
+from tests.worker.support import JOB_SUBJECT, Listener, ResultWatch, job, publish_job, worker_settings
 from tests.worker.test_max_deliveries import exhaust_with_no_worker
 from worker.embedded import NatsServer
 from worker.jetstream.results import result_subject
-from worker.testing import FakeAnthropic, FakeConfig, Step
 
 pytestmark = pytest.mark.system
 
@@ -129,7 +128,7 @@ async def test_a_job_with_traceparent_continues_its_trace_to_the_model_call_and_
 ) -> None:
     usage = {"input_tokens": 100, "output_tokens": 7, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 20}
     anthropic.script(Step.reply("Three bullet points.", usage=usage))
-    inbox = await Inbox("_INBOX.tracing.caller").open(client)
+    inbox = await Listener("_INBOX.tracing.caller").open(client)
     body = traced_job(reply_to=inbox.subject)
     run_id = body["data"]["runId"]
     headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01", "tracestate": TRACESTATE}

@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import nats
 import pytest
-from nats.aio.client import Client
 
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import ResultWatch
+from tests.worker.support import FAST_RETRY, StartWorker, worker_settings
 from worker.embedded import NatsServer
+from worker.jetstream import pull
 from worker.providers.base import Provider
 from worker.providers.retry import RetryPolicy
 from worker.service import Worker
-from worker.settings import Settings
-
-# No waits inside a delivery and short ones between deliveries, so retry paths run in a second.
-FAST_RETRY = RetryPolicy(base=0.01, cap=0.05, max_calls=1, redelivery_base=0.2, redelivery_cap=0.5)
-
-StartWorker = Callable[..., Awaitable[Worker]]
 
 
-def worker_settings(server: NatsServer, **overrides: Any) -> Settings:
-    """Settings for a test worker: this server, no HTTP port, short ack_wait and grace unless overridden."""
-    values: dict[str, Any] = {
-        "nats_url": server.url,
-        "http_port": 0,
-        "ack_wait_secs": 5.0,
-        "max_deliver": 3,
-        "shutdown_grace_secs": 5.0,
-        "worker_id": "worker-test-1",
-        **overrides,
-    }
-    return Settings.from_env({}, **values)
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[Client]:
-    connection = await nats.connect(nats_server.url)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def results(client: Client) -> ResultWatch:
-    return await ResultWatch().open(client)
+@pytest.fixture(autouse=True)
+def _quick_fetch_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An idle fetch loop notices a stop only when its pull times out: a short pull makes each test's worker stop in
+    # a fraction of a second instead of a second. Nothing these tests assert depends on the pull's length.
+    monkeypatch.setattr(pull, "FETCH_TIMEOUT_SECS", 0.2)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -13,12 +13,19 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from testkit.jobs import JOB_SUBJECT, example_envelope, example_job
+from worker.embedded import NatsServer
 from worker.jetstream.results import result_subject
+from worker.providers.retry import RetryPolicy
+from worker.service import Worker
+from worker.settings import Settings
 
 __all__ = [
+    "FAST_RETRY",
     "JOB_SUBJECT",
-    "Inbox",
+    "Listener",
     "ResultWatch",
+    "StartWorker",
     "dead_letters",
     "eventually",
     "job",
@@ -28,9 +35,27 @@ __all__ = [
     "publish_jobs",
     "stored_count",
     "wait_until_acked",
+    "worker_settings",
 ]
 
-JOB_SUBJECT = "maschina.jobs.agent.agent.execute"
+# No waits inside a delivery and short ones between deliveries, so retry paths run in a second.
+FAST_RETRY = RetryPolicy(base=0.01, cap=0.05, max_calls=1, redelivery_base=0.2, redelivery_cap=0.5)
+
+StartWorker = Callable[..., Awaitable[Worker]]
+
+
+def worker_settings(server: NatsServer, **overrides: Any) -> Settings:
+    """Settings for a test worker: this server, no HTTP port, short ack_wait and grace unless overridden."""
+    values: dict[str, Any] = {
+        "nats_url": server.url,
+        "http_port": 0,
+        "ack_wait_secs": 5.0,
+        "max_deliver": 3,
+        "shutdown_grace_secs": 5.0,
+        "worker_id": "worker-test-1",
+        **overrides,
+    }
+    return Settings.from_env({}, **values)
 
 
 def new_run_id() -> str:
@@ -38,28 +63,12 @@ def new_run_id() -> str:
 
 
 def job(run_id: str | None = None, *, reply_to: str | None = None, **data: Any) -> dict[str, Any]:
-    """A job in the API's envelope, as in contract section 2; `data` fields override the sample's."""
-    body: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "timestamp": "2026-03-08T12:00:00.000Z",
-        "version": 1,
-        "subject": JOB_SUBJECT,
-        "data": {
-            "type": "agent.execute",
-            "runId": run_id or new_run_id(),
-            "agentId": "a9f3b2c1-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
-            "userId": "u1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
-            "tier": "m5",
-            "model": "claude-sonnet-4-6",
-            "systemPrompt": "You are a research agent.",
-            "inputPayload": {"message": "Summarise the attached notes."},
-            "timeoutSecs": 300,
-            "maxTokens": 4096,
-            **data,
-        },
-    }
-    if reply_to is not None:
-        body["replyTo"] = reply_to
+    """The contract's example job in its envelope, with a fresh runId and job id; `data` fields override."""
+    # A shorter system prompt than the example's: the worker tests' figures (quota reservations) are sized on it.
+    fields = {"runId": run_id or new_run_id(), "systemPrompt": "You are a research agent.", **data}
+    body = example_envelope(example_job(**fields), job_id=str(uuid.uuid4()), reply_to=reply_to)
+    if reply_to is None:
+        del body["replyTo"]
     return body
 
 
@@ -85,7 +94,7 @@ async def stored_count(client: Client, run_id: str, stream: str = "MASCHINA_RESU
     return int((info.state.subjects or {}).get(subject, 0))
 
 
-class Inbox:
+class Listener:
     """A core NATS subscription collecting messages; `next()` waits for one."""
 
     def __init__(self, subject: str) -> None:
@@ -93,7 +102,7 @@ class Inbox:
         self.messages: asyncio.Queue[Msg] = asyncio.Queue()
         self._subscription: Subscription | None = None
 
-    async def open(self, client: Client) -> Inbox:
+    async def open(self, client: Client) -> Listener:
         self._subscription = await client.subscribe(self.subject, cb=self.messages.put)
         return self
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from nats.aio.client import Client
 
-from tests.worker.conftest import StartWorker
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import ResultWatch, publish_jobs, wait_until_acked
+from tests.worker.support import ResultWatch, StartWorker, publish_jobs, wait_until_acked
+
+pytestmark = pytest.mark.nats
 
 
 async def test_no_more_jobs_in_flight_than_slots(

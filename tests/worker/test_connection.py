@@ -14,7 +14,7 @@ from worker.jetstream.connection import connect
 from worker.metrics import Metrics
 from worker.settings import Settings
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+pytestmark = [pytest.mark.nats, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")]
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -13,17 +13,18 @@ import pytest
 from nats.aio.client import Client
 
 from catalog import default_catalog
-from tests.worker.conftest import StartWorker, worker_settings
 from tests.worker.fakes import FakeProvider
 from tests.worker.support import (
     JOB_SUBJECT,
-    Inbox,
+    Listener,
     ResultWatch,
+    StartWorker,
     dead_letters,
     job,
     publish_job,
     stored_count,
     wait_until_acked,
+    worker_settings,
 )
 from worker.door import Door, Rejected
 from worker.embedded import NatsServer
@@ -34,6 +35,8 @@ from worker.job import Job
 from worker.pipeline import Pipeline
 from worker.providers.base import ProviderError
 from worker.result import RunResult
+
+pytestmark = pytest.mark.nats
 
 
 async def a_dead_workers_result(body: dict[str, Any]) -> RunResult:
@@ -50,7 +53,7 @@ async def test_same_job_published_twice_runs_once_and_replies_twice(
     start_worker: StartWorker, client: Client, results: ResultWatch, provider: FakeProvider
 ) -> None:
     await start_worker()
-    inbox = await Inbox("_INBOX.caller.1").open(client)
+    inbox = await Listener("_INBOX.caller.1").open(client)
     body = job(reply_to=inbox.subject)
     run_id = body["data"]["runId"]
 
@@ -71,7 +74,7 @@ async def test_worker_that_died_after_storing_but_before_acking(
 ) -> None:
     settings = worker_settings(nats_server, ack_wait_secs=1.0)
     await ensure_topology(client.jetstream(), settings)
-    inbox = await Inbox("_INBOX.caller.2").open(client)
+    inbox = await Listener("_INBOX.caller.2").open(client)
     body = job(reply_to=inbox.subject)
     run_id = body["data"]["runId"]
     await publish_job(client, body)
@@ -229,7 +232,7 @@ async def test_job_out_of_deliveries_is_dead_lettered_and_fails(
 ) -> None:
     settings = {"ack_wait_secs": 1.0, "max_deliver": 2}
     await ensure_topology(client.jetstream(), worker_settings(nats_server, **settings))
-    inbox = await Inbox("_INBOX.caller.3").open(client)
+    inbox = await Listener("_INBOX.caller.3").open(client)
     body = job(reply_to=inbox.subject)
     seq = await publish_job(client, body)
     # A replica that dies mid-job, twice: each takes the job and never answers.

@@ -26,10 +26,10 @@ import pytest
 from nats.aio.client import Client
 
 from catalog import default_catalog
-from tests.processes import WorkerProcess
+from testkit import FakeAnthropic, FakeConfig, FakeOllama, Step
+from testkit.process import WorkerProcess
 from tests.worker.support import ResultWatch, dead_letters, job, publish_job, stored_count, wait_until_acked
 from worker.embedded import NatsServer
-from worker.testing import FakeAnthropic, FakeConfig, FakeOllama, Step
 
 pytestmark = pytest.mark.system
 

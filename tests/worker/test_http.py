@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from nats.aio.client import Client
 
-from tests.worker.conftest import StartWorker
-from tests.worker.support import ResultWatch, eventually, job, publish_job
+from tests.worker.support import ResultWatch, StartWorker, eventually, job, publish_job
 from worker.embedded import NatsServer, free_port
+
+pytestmark = pytest.mark.nats
 
 
 async def test_probes_and_metrics(

@@ -13,6 +13,8 @@ from nats.aio.msg import Msg
 from worker.jetstream.inbox import Inbox
 from worker.jetstream.lastget import LastGets
 
+pytestmark = pytest.mark.nats
+
 STREAM = "LASTGETS"
 
 

@@ -11,16 +11,17 @@ from nats.js.api import AckPolicy, RetentionPolicy, StorageType
 from structlog.testing import capture_logs
 
 from catalog import default_catalog
-from tests.worker.conftest import StartWorker, worker_settings
 from tests.worker.fakes import FakeProvider
 from tests.worker.support import (
     ResultWatch,
+    StartWorker,
     dead_letters,
     job,
     jobs_left,
     publish_job,
     stored_count,
     wait_until_acked,
+    worker_settings,
 )
 from worker.door import Door
 from worker.embedded import NatsServer
@@ -33,6 +34,8 @@ from worker.jetstream.topology import advisory_consumer_config, ensure_topology,
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline
 from worker.settings import Settings
+
+pytestmark = pytest.mark.system
 
 # Two deliveries of one second each: a job exhausts its deliveries in about two seconds.
 SHORT = {"ack_wait_secs": 1.0, "max_deliver": 2}

@@ -15,10 +15,10 @@ import orjson
 import pytest
 from nats.aio.client import Client
 
-from tests.processes import WorkerProcess
+from testkit import FakeConfig, FakeOpenAI, Step
+from testkit.process import WorkerProcess
 from tests.worker.support import ResultWatch, job, publish_job, stored_count, wait_until_acked
 from worker.embedded import NatsServer
-from worker.testing import FakeConfig, FakeOpenAI, Step
 
 pytestmark = pytest.mark.system
 

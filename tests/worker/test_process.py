@@ -13,11 +13,20 @@ import orjson
 import pytest
 from nats.aio.client import Client
 
-from tests.processes import WorkerProcess
-from tests.worker.conftest import StartWorker
-from tests.worker.support import ResultWatch, job, publish_job, publish_jobs, stored_count, wait_until_acked
+from testkit import FakeAnthropic, FakeConfig, Step
+from testkit.process import WorkerProcess
+from tests.worker.support import (
+    ResultWatch,
+    StartWorker,
+    job,
+    publish_job,
+    publish_jobs,
+    stored_count,
+    wait_until_acked,
+)
 from worker.embedded import NatsServer
-from worker.testing import FakeAnthropic, FakeConfig, Step
+
+pytestmark = pytest.mark.system
 
 MakeProcess = Callable[..., WorkerProcess]
 

@@ -15,9 +15,16 @@ from nats.js.kv import KeyValue
 
 from catalog import default_catalog
 from catalog.quota import MonthlyUsage, usage_key, usage_month
-from tests.worker.conftest import StartWorker, worker_settings
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import ResultWatch, job, new_run_id, publish_job, wait_until_acked
+from tests.worker.support import (
+    ResultWatch,
+    StartWorker,
+    job,
+    new_run_id,
+    publish_job,
+    wait_until_acked,
+    worker_settings,
+)
 from tests.worker.test_max_deliveries import exhaust_with_no_worker
 from worker.embedded import NatsServer
 from worker.jetstream.results import result_subject

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from nats.aio.client import Client
 
-from tests.worker.conftest import StartWorker
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import eventually, publish_jobs, stored_count, wait_until_acked
+from tests.worker.support import StartWorker, eventually, publish_jobs, stored_count, wait_until_acked
 from worker.embedded import NatsServer
+
+pytestmark = pytest.mark.system
 
 
 async def test_server_restart_mid_run_loses_nothing(

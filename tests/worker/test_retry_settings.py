@@ -6,9 +6,8 @@ import orjson
 import pytest
 from nats.aio.client import Client
 
-from tests.worker.conftest import worker_settings
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import Inbox, job, publish_job
+from tests.worker.support import Listener, job, publish_job, worker_settings
 from worker.cli import main
 from worker.embedded import NatsServer
 from worker.errors import ErrorCode
@@ -16,6 +15,8 @@ from worker.providers.base import ProviderError
 from worker.providers.retry import RetryPolicy
 from worker.service import Worker
 from worker.settings import Settings, SettingsError
+
+pytestmark = pytest.mark.nats
 
 
 def test_unset_retry_settings_give_the_default_policy() -> None:
@@ -78,7 +79,7 @@ def test_cap_below_base_stops_run_with_exit_2(
 
 async def test_worker_naks_with_the_configured_redelivery_delay(nats_server: NatsServer, client: Client) -> None:
     # Every ack, nak and in-progress the worker sends goes to the message's $JS.ACK subject; listen there too.
-    acks = await Inbox("$JS.ACK.>").open(client)
+    acks = await Listener("$JS.ACK.>").open(client)
     overloaded = ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, "overloaded", retryable=True)
     flaky = FakeProvider(errors=[overloaded])
     # One call per delivery, so the first error is handed straight back; the delay is far from the default 5 s.

@@ -9,6 +9,8 @@ import pytest
 from worker.cli import main
 from worker.settings import Settings
 
+pytestmark = pytest.mark.unit
+
 
 def test_help_lists_every_setting_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:

@@ -11,11 +11,12 @@ from nats.aio.client import Client
 
 from catalog import Usage
 from tests.contract import BILLING_FIELDS, RESULT_FIELDS, USAGE_FIELDS
-from tests.worker.conftest import StartWorker
 from tests.worker.fakes import FakeProvider
-from tests.worker.support import Inbox, ResultWatch, job, publish_job, stored_count
+from tests.worker.support import Listener, ResultWatch, StartWorker, job, publish_job, stored_count
 from worker.errors import ErrorCode
 from worker.providers.base import ProviderError
+
+pytestmark = pytest.mark.nats
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 ZERO_USAGE = dict.fromkeys(USAGE_FIELDS, 0)
@@ -59,7 +60,7 @@ async def test_completed_job_stores_one_billed_result_and_replies(
     start_worker: StartWorker, client: Client, results: ResultWatch, provider: FakeProvider
 ) -> None:
     await start_worker()
-    inbox = await Inbox("_INBOX.api-7.Qx3v9k").open(client)
+    inbox = await Listener("_INBOX.api-7.Qx3v9k").open(client)
     body = job(reply_to=inbox.subject)
     run_id = body["data"]["runId"]
     await publish_job(client, body)

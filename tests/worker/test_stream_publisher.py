@@ -12,6 +12,8 @@ from nats.js.errors import APIError, NoStreamResponseError
 from worker.jetstream.inbox import Inbox
 from worker.jetstream.publish import StreamPublisher
 
+pytestmark = pytest.mark.nats
+
 STREAM = "PUBLISHED"
 
 

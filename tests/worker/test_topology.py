@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import nats
+import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy
 from structlog.testing import capture_logs
 
-from tests.worker.conftest import StartWorker, worker_settings
+from tests.worker.support import StartWorker, worker_settings
 from worker.embedded import NatsServer
 from worker.jetstream.topology import ensure_topology
+
+pytestmark = pytest.mark.nats
 
 
 async def test_many_replicas_starting_at_once_create_one_topology(nats_server: NatsServer) -> None:

@@ -11,8 +11,8 @@ import pytest
 from nats.aio.client import Client
 
 from catalog.quota import MonthlyUsage
-from tests.processes import child_env
-from tests.worker.conftest import worker_settings
+from testkit.process import child_env
+from tests.worker.support import worker_settings
 from worker.embedded import NatsServer
 from worker.jetstream.topology import ensure_topology
 from worker.jetstream.usage import ensure_usage_bucket

@@ -1,11 +1,11 @@
-"""`python -m worker.testing.fake_anthropic [flags]`: the fake Anthropic Messages API as a process (flags: `--help`)."""
+"""`python -m testkit.fake_anthropic [flags]`: the fake Anthropic Messages API as a process (flags: `--help`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.testing._cli import run_cli
-from worker.testing.anthropic_server import FakeAnthropic
+from testkit._cli import run_cli
+from testkit.anthropic_server import FakeAnthropic
 
 __all__ = ["main"]
 

@@ -28,7 +28,7 @@ __all__ = [
     "FakeConfig",
     "FakeServer",
     "FakeStats",
-    "RecordedRequest",
+    "ReceivedRequest",
     "Step",
     "StepKind",
     "dumps",
@@ -200,7 +200,7 @@ class FakeStats:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordedRequest:
+class ReceivedRequest:
     """An API call as received: `at` is `time.monotonic()` on arrival, `headers` have lower-case names, `body` is
     the parsed JSON (or `None`)."""
 
@@ -236,7 +236,7 @@ class FakeServer(ABC):
     ) -> None:
         self.config = config or FakeConfig()
         self.stats = FakeStats()
-        self.requests: deque[RecordedRequest] = deque(maxlen=record)
+        self.requests: deque[ReceivedRequest] = deque(maxlen=record)
         self._host = host
         self._port = port
         self._script: deque[Step] = deque(script)
@@ -355,7 +355,7 @@ class FakeServer(ABC):
             raw = await request.read()
             body = _json_or_none(raw)
             headers = {name.lower(): value for name, value in request.headers.items()}
-            self.requests.append(RecordedRequest(time.monotonic(), request.path, headers, body))
+            self.requests.append(ReceivedRequest(time.monotonic(), request.path, headers, body))
             step = Step.drop() if self.config.down else self._next_step()
             response = await self._answer(request, step, body, answer)
         except (asyncio.CancelledError, ConnectionResetError):

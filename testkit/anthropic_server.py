@@ -1,8 +1,8 @@
 """A fake Anthropic Messages API (`POST /v1/messages`) on loopback, for tests, benchmarks and fault runs.
 
 In-process: `async with FakeAnthropic(FakeConfig(delay=1.0)) as fake: ... fake.url ...`.
-Out of process: `python -m worker.testing.fake_anthropic --port 0 --delay 1.0 --fault-rate 0.2`
-prints its URL on stdout when it is ready (see `worker.testing._cli`).
+Out of process: `python -m testkit.fake_anthropic --port 0 --delay 1.0 --fault-rate 0.2`
+prints its URL on stdout when it is ready (see `testkit._cli`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from worker.testing._fake import FakeServer, Step, json_response, retry_after_headers
+from testkit._fake import FakeServer, Step, json_response, retry_after_headers
 
 __all__ = ["FakeAnthropic"]
 
@@ -43,7 +43,7 @@ _ERROR_MESSAGES = {
 class FakeAnthropic(FakeServer):
     """Speaks the Messages API as the SDK expects it: the message object, error bodies, `retry-after`, `request-id`."""
 
-    cli_module: ClassVar[str] = "worker.testing.fake_anthropic"
+    cli_module: ClassVar[str] = "testkit.fake_anthropic"
     default_fault_statuses: ClassVar[tuple[int, ...]] = (429, 529, 500)
 
     @property

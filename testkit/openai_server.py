@@ -1,8 +1,8 @@
 """A fake OpenAI Chat Completions API (`POST /v1/chat/completions`) on loopback, for tests, benchmarks and fault runs.
 
 In-process: `async with FakeOpenAI(FakeConfig(delay=1.0)) as fake: ... fake.base_url ...`.
-Out of process: `python -m worker.testing.fake_openai --port 0 --delay 1.0 --fault-rate 0.2`
-prints its URL on stdout when it is ready (see `worker.testing._cli`); `OPENAI_BASE_URL` is that URL + `/v1`.
+Out of process: `python -m testkit.fake_openai --port 0 --delay 1.0 --fault-rate 0.2`
+prints its URL on stdout when it is ready (see `testkit._cli`); `OPENAI_BASE_URL` is that URL + `/v1`.
 
 Usage overrides (`FakeConfig.usage`, `Step.reply(usage=...)`) take the top-level names (`prompt_tokens`,
 `completion_tokens`, `total_tokens`), `cached_tokens` and `reasoning_tokens` (which go inside their
@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from worker.testing._fake import FakeServer, Step, json_response, retry_after_headers
+from testkit._fake import FakeServer, Step, json_response, retry_after_headers
 
 __all__ = ["FakeOpenAI"]
 
@@ -55,7 +55,7 @@ _DETAIL_KEYS = {"cached_tokens": "prompt_tokens_details", "reasoning_tokens": "c
 class FakeOpenAI(FakeServer):
     """Speaks Chat Completions as the SDK expects it: the completion object, error bodies, `retry-after`."""
 
-    cli_module: ClassVar[str] = "worker.testing.fake_openai"
+    cli_module: ClassVar[str] = "testkit.fake_openai"
     default_fault_statuses: ClassVar[tuple[int, ...]] = (429, 500, 503)
 
     @property

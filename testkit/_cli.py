@@ -1,4 +1,4 @@
-"""The command line every fake shares: `python -m worker.testing.fake_<provider> [flags]`.
+"""The command line every fake shares: `python -m testkit.fake_<provider> [flags]`.
 
 When listening, the fake prints its URL (`http://127.0.0.1:PORT`) as the first line on stdout and
 serves until SIGTERM or SIGINT. Every flag is also settable later through `POST /_fake/config`.
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from worker.testing._fake import FakeConfig, FakeServer, Step
+from testkit._fake import FakeConfig, FakeServer, Step
 
 __all__ = ["build_parser", "config_from_args", "run_cli"]
 

@@ -1,11 +1,11 @@
-"""`python -m worker.testing.fake_openai [flags]`: the fake OpenAI Chat Completions API as a process (`--help`)."""
+"""`python -m testkit.fake_openai [flags]`: the fake OpenAI Chat Completions API as a process (`--help`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.testing._cli import run_cli
-from worker.testing.openai_server import FakeOpenAI
+from testkit._cli import run_cli
+from testkit.openai_server import FakeOpenAI
 
 __all__ = ["main"]
 

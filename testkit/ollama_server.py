@@ -1,7 +1,7 @@
 """A fake Ollama `POST /api/chat` on loopback: NDJSON streams, single-object answers and Ollama's error shapes.
 
 In-process: `async with FakeOllama() as fake: ... fake.url ...` (what `OLLAMA_HOST` should be).
-Out of process: `python -m worker.testing.fake_ollama --port 0 --delay 1.0` prints its URL when ready.
+Out of process: `python -m testkit.fake_ollama --port 0 --delay 1.0` prints its URL when ready.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from worker.testing._fake import FakeServer, Step, dumps, json_response, retry_after_headers
+from testkit._fake import FakeServer, Step, dumps, json_response, retry_after_headers
 
 __all__ = ["FakeOllama"]
 
@@ -29,7 +29,7 @@ _ERROR_MESSAGES = {
 class FakeOllama(FakeServer):
     """Speaks `/api/chat` as Ollama does; streams unless asked `"stream": false` (like Ollama itself)."""
 
-    cli_module: ClassVar[str] = "worker.testing.fake_ollama"
+    cli_module: ClassVar[str] = "testkit.fake_ollama"
     default_fault_statuses: ClassVar[tuple[int, ...]] = (503, 500)
 
     def add_routes(self, app: web.Application) -> None:

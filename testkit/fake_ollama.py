@@ -1,11 +1,11 @@
-"""`python -m worker.testing.fake_ollama [flags]`: the fake Ollama /api/chat as a process (flags: `--help`)."""
+"""`python -m testkit.fake_ollama [flags]`: the fake Ollama /api/chat as a process (flags: `--help`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.testing._cli import run_cli
-from worker.testing.ollama_server import FakeOllama
+from testkit._cli import run_cli
+from testkit.ollama_server import FakeOllama
 
 __all__ = ["main"]
 
