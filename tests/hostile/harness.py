@@ -18,8 +18,7 @@ import httpx
 import orjson
 from nats.aio.client import Client
 
-from tests.processes import WorkerProcess
-from tests.reliability.harness import FakeProviderProcess
+from testkit.process import FakeProcess, WorkerProcess
 from tests.reliability.ledger import CONSUMER, JOBS_STREAM, Ledger, read_ledger, wait_until
 from tests.reliability.traffic import envelope
 from worker.embedded import NatsServer
@@ -33,7 +32,7 @@ API_KEY = "sk-ant-hostile-SECRET-do-not-print-0123456789abcdef"
 @dataclass
 class Stack:
     server: NatsServer
-    provider: FakeProviderProcess
+    provider: FakeProcess
     worker: WorkerProcess
 
     def close(self) -> None:
@@ -60,7 +59,7 @@ def start_stack(log_dir: Path, *, server_config: str = "", **settings: str) -> S
     server = NatsServer(store_dir=log_dir / "nats-store", config_file=config)
     server.store_dir.mkdir()
     server.start()
-    provider = FakeProviderProcess("fake-anthropic", "worker.testing.fake_anthropic", [], log_dir)
+    provider = FakeProcess("anthropic", name="fake-anthropic", log_dir=log_dir)
     worker = WorkerProcess(
         "replica",
         {

@@ -12,8 +12,7 @@ import pytest
 from nats.aio.client import Client
 from structlog.testing import capture_logs
 
-from tests.worker.conftest import StartWorker
-from tests.worker.support import ResultWatch, eventually, job, new_run_id, publish_job
+from tests.worker.support import ResultWatch, StartWorker, eventually, job, new_run_id, publish_job
 from worker.jetstream.pull import Puller
 
 pytestmark = pytest.mark.nats
