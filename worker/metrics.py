@@ -70,7 +70,8 @@ class Metrics:
         )
         self.quota_conflicts = Counter(
             "agent_worker_quota_cas_conflicts",
-            "Usage bucket writes refused because another writer changed the key first (then read and retried)",
+            "Usage bucket writes refused because another writer changed the key first, or whose answer was lost "
+            "(then read again and retried)",
             registry=r,
         )
         self.quota_reserve_latency = Histogram(

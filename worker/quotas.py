@@ -182,6 +182,7 @@ class Quotas:
         self._metrics.quota_reserve_latency.observe(time.perf_counter() - started)
         if decision.refused:
             self._metrics.child(self._metrics.quota_refusals, charge.tier).inc()
+            log.info("quota_exceeded", key=key, most_possible_bill=charge.amount, quota=charge.quota)
         return decision
 
     async def settle(self, user_id: str, published: datetime, run_id: str, billed_tokens: int) -> bool:

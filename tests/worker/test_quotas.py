@@ -252,3 +252,21 @@ async def test_a_value_too_big_for_one_message_is_refused_before_it_is_sent(
     # Nothing was sent, so the server had nothing to refuse: the connection is still good.
     assert client.is_connected
     assert await store.write("user-1.2026-03", MonthlyUsage(0, {"run-1": 1}), 0)
+
+
+async def test_a_damaged_value_holds_the_users_runs_until_it_is_fixed(
+    start_worker: StartWorker, client: Client, results: ResultWatch, provider: FakeProvider
+) -> None:
+    await start_worker(**QUOTAS, max_deliver=20)
+    await (await bucket(client)).put(this_month_key(), b'{"billed": "a lot"}')
+    body = job(userId=USER)
+    run_id = body["data"]["runId"]
+    await publish_job(client, body)
+    # Not refused, not run, not failed: handed back and retried while the value cannot be read.
+    with pytest.raises(TimeoutError):
+        await results.one(run_id, within=1.0)
+    assert provider.calls == []
+    await seed(client, this_month_key(), MonthlyUsage(10, {}))
+    assert (await results.one(run_id))["status"] == "completed"
+    await wait_until_acked(client)
+    assert await value(client, this_month_key()) == MonthlyUsage(10 + SAMPLE_BILL, {})

@@ -18,7 +18,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from catalog.quota import MonthlyUsage
+from catalog.quota import MonthlyUsage, UsageValueError
 from worker.jetstream.persist import TRANSIENT, through_outages
 from worker.settings import Settings
 
@@ -89,7 +89,12 @@ class BucketUsageStore:
         except KeyNotFoundError:
             # Never written, or deleted by hand (`nats kv del`): nothing billed, nothing reserved.
             return MonthlyUsage(), 0
-        return MonthlyUsage.from_json(entry.value or b"{}"), entry.revision or 0
+        try:
+            usage = MonthlyUsage.from_json(entry.value or b"{}")
+        except UsageValueError as exc:
+            # Someone wrote it by hand: the runs of this user wait (retried, logged) until it is fixed.
+            raise UsageValueError(f"the value of {key} in the usage bucket is unreadable: {exc}") from None
+        return usage, entry.revision or 0
 
     async def write(self, key: str, usage: MonthlyUsage, revision: int) -> bool:
         value = usage.to_json()
