@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from catalog import Usage
 from worker.errors import ErrorCode
 from worker.providers.base import ProviderError
-from worker.providers.redaction import Redactor
+from worker.providers.redaction import provider_message
 
 __all__ = ["MAX_TOKEN_COUNT", "MalformedAnswerError", "malformed_answer", "token_count"]
 
@@ -61,5 +61,5 @@ def malformed_answer(provider: str, what: str, *, usage: Usage | None, secrets: 
     `what` may quote the provider's own text, so it is scrubbed of `secrets` (key and prompt texts).
     """
     return ProviderError(
-        ErrorCode.PROVIDER_ERROR, f"{provider}: {Redactor(secrets)(what)}", retryable=False, usage=usage
+        ErrorCode.PROVIDER_ERROR, provider_message(f"{provider}: ", what, secrets), retryable=False, usage=usage
     )

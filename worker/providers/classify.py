@@ -13,22 +13,15 @@ from email.utils import parsedate_to_datetime
 
 from worker.errors import ErrorCode
 from worker.providers.base import ProviderError
-from worker.providers.redaction import Redactor, cut
+from worker.providers.redaction import provider_message
 
 __all__ = [
     "connection_error",
     "parse_retry_after",
-    "redact",
     "status_error",
     "truncated_answer",
     "unexpected_error",
 ]
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` cut to a length fit for a result, without the secrets (the API key, the prompt texts) or any part of
-    them 20 characters long."""
-    return Redactor(secrets)(text)
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
@@ -89,8 +82,7 @@ def status_error(
     code, retryable = _code_for_status(status, error_code)
     message = f"{provider} answered HTTP {status}"
     if detail:
-        # Cut first, scrubbed whole: a prompt's stretch could straddle the prefix and the provider's text.
-        message = Redactor(secrets)(f"{message}: {cut(detail)}", limit=None)
+        message = provider_message(f"{message}: ", detail, secrets)
     retry_after = parse_retry_after(headers) if retryable else None
     return ProviderError(code, message, retryable=retryable, retry_after=retry_after)
 
@@ -113,4 +105,4 @@ def truncated_answer(provider: str) -> ProviderError:
 
 def unexpected_error(provider: str, what: str, *, secrets: Iterable[str | None] = ()) -> ProviderError:
     """Anything the table does not name: not retried, since nobody knows whether trying again helps."""
-    return ProviderError(ErrorCode.PROVIDER_ERROR, f"{provider}: {redact(what, secrets)}", retryable=False)
+    return ProviderError(ErrorCode.PROVIDER_ERROR, provider_message(f"{provider}: ", what, secrets), retryable=False)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import orjson
 
-__all__ = ["MAX_DETAIL", "REDACTED", "WINDOW", "Redactor", "cut"]
+__all__ = ["MAX_DETAIL", "REDACTED", "WINDOW", "Redactor", "cut", "provider_message"]
 
 #: Contract 11: no 20 consecutive characters of a job's system prompt or user message are ever written.
 WINDOW = 20
@@ -39,6 +39,14 @@ _WITHHELD = "[the provider's text was withheld: it quoted the job's prompt]"
 def cut(text: str, limit: int = MAX_DETAIL) -> str:
     """`text` at most `limit` characters long, ending in `…` when it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def provider_message(prefix: str, text: str, secrets: Iterable[str | None]) -> str:
+    """`prefix` (ours) and the provider's `text` cut to `MAX_DETAIL`, scrubbed as one message.
+
+    Scrubbed whole rather than the provider's part alone: a stretch of a prompt could straddle the two.
+    """
+    return Redactor(secrets)(prefix + cut(text), limit=None)
 
 
 class Redactor:
