@@ -205,10 +205,19 @@ class Quotas:
         usage, _ = await self.store.read(usage_key(user_id, month))
         return usage
 
-    async def close(self) -> None:
-        """Wait for the rounds in flight (their callers may be gone, their writes are not)."""
-        if self._rounds:
-            await asyncio.gather(*self._rounds, return_exceptions=True)
+    async def close(self, within: float) -> None:
+        """Give the rounds in flight `within` seconds to finish (their callers may be gone), then cancel them.
+
+        A round cut short changes nothing twice: what it wrote is read back by the next delivery of its runs.
+        """
+        if not self._rounds:
+            return
+        _, unfinished = await asyncio.wait(set(self._rounds), timeout=within)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            log.warning("quota_changes_abandoned", keys=len(unfinished))
+            await asyncio.gather(*unfinished, return_exceptions=True)
 
     async def _change(self, key: str, apply: Callable[[MonthlyUsage], tuple[MonthlyUsage | None, T]]) -> T:
         change = _Change(apply)
@@ -225,6 +234,7 @@ class Quotas:
 
     async def _rounds_of(self, key: str, pending: list[_Change]) -> None:
         """Read-apply-write rounds on `key` until no change is waiting."""
+        batch: list[_Change] = []
         try:
             while pending:
                 batch = pending[:]
@@ -241,6 +251,10 @@ class Quotas:
                         change.future.set_result(result)
         finally:
             del self._pending[key]
+            # Cancelled (shutdown): whoever still waits is told so rather than left waiting.
+            for change in [*batch, *pending]:
+                if not change.future.done():
+                    change.future.cancel()
 
     async def _round(self, key: str, batch: list[_Change]) -> list[object]:
         conflicts = 0

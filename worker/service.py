@@ -42,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 # /healthz fails when the fetch loop has not gone round for this long (it normally does every second or so).
 STALL_SECS = 30.0
+# On the way out, how long usage writes still in flight may take.
+_QUOTA_CLOSE_SECS = 5.0
 
 
 def default_worker_id() -> str:
@@ -178,8 +180,9 @@ class Worker:
         stopping = [part.stop(grace) for part in (self._consumer, self._advisories) if part is not None]
         await asyncio.gather(*stopping)
         if self._quotas is not None:
-            # Usage writes asked for by jobs that have ended are finished before the connection goes.
-            await self._quotas.close()
+            # Usage writes asked for by jobs that have ended are finished before the connection goes, unless
+            # NATS is down (they would wait for it forever): a short wait, not the grace again.
+            await self._quotas.close(within=min(grace, _QUOTA_CLOSE_SECS))
         if self._nc is not None and not self._nc.is_closed:
             try:
                 await self._nc.drain()

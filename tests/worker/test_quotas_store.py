@@ -105,3 +105,22 @@ def test_quotas_are_off_by_default() -> None:
     settings = Settings.from_env({})
     assert (settings.quotas_on, settings.usage_bucket) == (False, "MASCHINA_USAGE")
     assert Settings.from_env({"WORKER_QUOTAS": "on"}).quotas_on
+
+
+async def test_closing_waits_for_changes_in_flight_then_gives_up_on_a_store_that_hangs() -> None:
+    class Hanging(MemoryUsageStore):
+        reading = asyncio.Event()
+
+        async def read(self, key: str) -> tuple[MonthlyUsage, int]:
+            self.reading.set()
+            await asyncio.Event().wait()  # NATS down: the bucket's reads wait out the outage
+            raise AssertionError("unreachable")
+
+    store = Hanging()
+    quotas = Quotas(store, metrics=Metrics())
+    waiting = asyncio.create_task(quotas.reserve(charge("run-a")))
+    await store.reading.wait()
+    async with asyncio.timeout(5):
+        await quotas.close(within=0.1)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
