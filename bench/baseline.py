@@ -7,14 +7,18 @@ from typing import Any
 
 import orjson
 
+from bench.providers import BenchProvider
 from testkit.process import python_module
 
 __all__ = ["bare_sdk"]
 
 
-async def bare_sdk(mode: str, base_url: str, *args: str) -> dict[str, Any]:
+async def bare_sdk(mode: str, provider: BenchProvider, fake_url: str, *args: str) -> dict[str, Any]:
+    """`python -m bench.bare_sdk MODE` for `provider`, against its fake at `fake_url`."""
+    argv = python_module("bench.bare_sdk", mode, "--provider", provider.name, "--base-url", provider.base_url(fake_url))
     process = await asyncio.create_subprocess_exec(
-        *python_module("bench.bare_sdk", mode, "--base-url", base_url, *args),
+        *argv,
+        *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

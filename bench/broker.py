@@ -134,13 +134,13 @@ class Arrivals:
         return max(self.times.values())
 
 
-async def warm_up(nc: Client, *, within: float = 60.0) -> None:
-    """Run one job through the worker and wait for its result.
+async def warm_up(nc: Client, *, model: str | None = None, within: float = 60.0) -> None:
+    """Run one job (on `model`, see `job_body`) through the worker and wait for its result.
 
     The first call pays one-time costs (the SDK builds its models and imports lazily, connections
     open); the baselines make a first call outside their timing too.
     """
     arrivals = Arrivals(1)
     await arrivals.subscribe(nc, RESULT_PREFIX + run_id("warm-up", 0))
-    await nc.publish(JOB_SUBJECT, job_body("warm-up", 0))
+    await nc.publish(JOB_SUBJECT, job_body("warm-up", 0, model=model))
     await arrivals.wait(within)

@@ -26,17 +26,25 @@ def spread_user(index: int) -> str:
 
 
 def job_body(
-    tag: str, index: int, *, reply_to: str | None = None, user: str | None = None, tier: str | None = None
+    tag: str,
+    index: int,
+    *,
+    reply_to: str | None = None,
+    user: str | None = None,
+    tier: str | None = None,
+    model: str | None = None,
 ) -> bytes:
     """A seed-format envelope for an m5 customer on Claude Sonnet (an Anthropic model, so the fake serves it).
 
-    `user` and `tier` replace the example's userId and tier.
+    `user`, `tier` and `model` replace the example's userId, tier and model (`BenchProvider.model`).
     """
     rid = run_id(tag, index)
-    fields = {"runId": rid, "maxTokens": 1024}
+    fields: dict[str, object] = {"runId": rid, "maxTokens": 1024}
     if user is not None:
         fields["userId"] = user
     if tier is not None:
         fields["tier"] = tier
+    if model is not None:
+        fields["model"] = model
     job = example_job(**fields)
     return orjson.dumps(example_envelope(job, job_id=f"job-{rid}", reply_to=reply_to))

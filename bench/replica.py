@@ -16,7 +16,7 @@ async def replicas(
     count: int,
     *,
     nats_url: str,
-    anthropic_url: str,
+    provider_env: Mapping[str, str],
     concurrency: int,
     within: float = 60.0,
     env: Mapping[str, str] | None = None,
@@ -25,8 +25,7 @@ async def replicas(
     settings = {
         "NATS_URL": nats_url,
         "WORKER_CONCURRENCY": str(concurrency),
-        "ANTHROPIC_API_KEY": "test",
-        "ANTHROPIC_BASE_URL": anthropic_url,
+        **provider_env,
         **(env or {}),
     }
     children = [WorkerProcess(f"replica-{index}", settings, ready_within=within) for index in range(count)]

@@ -29,7 +29,9 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark(t1_throughput.SPECS, t1_throughput.run),
     Benchmark(t2_fanout.SPECS, t2_fanout.run),
+    Benchmark(t2_fanout.OPENAI_SPECS, t2_fanout.run_openai),
     Benchmark(t3_latency.SPECS, t3_latency.run),
+    Benchmark(t3_latency.OPENAI_SPECS, t3_latency.run_openai),
     Benchmark(t4_scaling.SPECS, t4_scaling.run),
     Benchmark(t6_reprice.SPECS, t6_reprice.run),
     Benchmark(t7_hotkey.SPECS, t7_hotkey.run),

@@ -1,11 +1,15 @@
-"""T2 and T5: thousands of slow calls in flight in one replica, against the bare SDK making the same calls."""
+"""T2 and T5: thousands of slow calls in flight in one replica, against the bare SDK making the same calls.
+
+T2 runs for Anthropic (with T5's memory rows and the quota row) and again for OpenAI, each against its own bare
+SDK.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.baseline import bare_sdk
@@ -13,12 +17,13 @@ from bench.broker import Arrivals, fresh_server, publish_jobs, warm_up
 from bench.context import Context
 from bench.jobs import QUOTAS_ON, RESULT_PREFIX, job_body, spread_user
 from bench.profile import Sampler
+from bench.providers import ANTHROPIC, OPENAI, BenchProvider
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
 from testkit.process import FakeProcess, PeakRss, cpu_seconds
 
-__all__ = ["SPECS", "run"]
+__all__ = ["OPENAI_SPECS", "SPECS", "run", "run_openai"]
 
 WALL = Spec("T2 wall", "slow provider, many in flight: wall time over the bare SDK's", Target("≤", 1.25, "×"))
 PEAK = Spec("T2 rss", "slow provider, many in flight: peak RSS of the replica", Target("≤", 250.0, " MB"))
@@ -29,6 +34,10 @@ QUOTAS = Spec(
     Target("≤", 1.3, "×"),
 )
 SPECS = (WALL, PEAK, PER_JOB, QUOTAS)
+OPENAI_WALL = Spec(
+    "T2 openai", "slow OpenAI provider, many in flight: wall time over the bare openai SDK's", Target("≤", 1.25, "×")
+)
+OPENAI_SPECS = (OPENAI_WALL,)
 
 _MB = 1e6
 
@@ -43,19 +52,21 @@ class _Run:
     """The most calls the fake saw in flight at once."""
 
 
-async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None = None, quotas: bool = False) -> _Run:
+async def _worker_run(
+    provider: BenchProvider, fake: FakeProcess, scale: Scale, *, profile: Path | None = None, quotas: bool = False
+) -> _Run:
     await fake.reset()
     async with (
         fresh_server() as (server, nc, _),
         replicas(
             1,
             nats_url=server.url,
-            anthropic_url=fake.url,
+            provider_env=provider.env(fake.url),
             concurrency=scale.t2_concurrency,
             env=QUOTAS_ON if quotas else None,
         ) as (replica,),
     ):
-        await warm_up(nc)
+        await warm_up(nc, model=provider.model)
         await asyncio.sleep(scale.settle)
         arrivals = Arrivals(scale.t2_jobs)
         await arrivals.subscribe(nc, RESULT_PREFIX + ">")
@@ -64,7 +75,8 @@ async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None =
             idle = rss.sample()
             started, cpu = time.perf_counter(), cpu_seconds(replica.pid)
             # A hundred users: with quotas on, a hundred usage keys (the one-user hot key is T7's).
-            await publish_jobs(nc, [job_body("t2", i, user=spread_user(i)) for i in range(scale.t2_jobs)])
+            bodies = [job_body("t2", i, user=spread_user(i), model=provider.model) for i in range(scale.t2_jobs)]
+            await publish_jobs(nc, bodies)
             finished = await arrivals.wait(60 + 10 * scale.t2_jobs * scale.t2_delay / scale.t2_concurrency)
             cpu = cpu_seconds(replica.pid) - cpu
         peak = rss.peak
@@ -74,36 +86,69 @@ async def _worker_run(fake: FakeProcess, scale: Scale, *, profile: Path | None =
     return _Run(finished - started, cpu, idle, peak, in_flight)
 
 
-async def run(context: Context) -> list[Row]:
-    scale, profile_dir = context.scale, context.profile_dir
-    bare_runs: list[dict[str, float]] = []
-    runs: list[_Run] = []
-    quota_runs: list[_Run] = []
-    fake = await context.fake_anthropic(delay=scale.t2_delay)
+def _median_wall(runs: list[_Run]) -> float:
+    return statistics.median(run.wall for run in runs)
+
+
+def _cpu_per_job(runs: list[_Run], scale: Scale) -> float:
+    return statistics.median(run.cpu for run in runs) / scale.t2_jobs
+
+
+def _setup(scale: Scale) -> str:
+    return f"{scale.t2_jobs:,} jobs, provider delay {scale.t2_delay:g} s, WORKER_CONCURRENCY={scale.t2_concurrency}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Trials:
+    provider: BenchProvider
+    fake: FakeProcess
+    bare: list[dict[str, float]] = field(default_factory=list)
+    runs: list[_Run] = field(default_factory=list)
+    quota_runs: list[_Run] = field(default_factory=list)
+
+    @property
+    def bare_wall(self) -> float:
+        return statistics.median(run["wall"] for run in self.bare)
+
+    def wall(self, spec: Spec, scale: Scale) -> Row:
+        """The wall-time ratio row: medians of the worker's and the bare SDK's trials."""
+        bare_cpu = statistics.median(run["cpu"] for run in self.bare) / scale.t2_jobs
+        wall, cpu = _median_wall(self.runs), _cpu_per_job(self.runs, scale)
+        ideal = scale.t2_delay * -(-scale.t2_jobs // scale.t2_concurrency)
+        return spec.measured(
+            wall / self.bare_wall,
+            f"worker {wall:.2f} s vs bare {self.provider.label} SDK {self.bare_wall:.2f} s (ideal {ideal:.1f} s); "
+            f"CPU per job: worker {cpu * 1e3:.2f} ms vs bare SDK {bare_cpu * 1e3:.2f} ms; {_setup(scale)}; "
+            f"median of {scale.trials}",
+        )
+
+
+async def _trials(context: Context, provider: BenchProvider, *, quotas: bool = False) -> _Trials:
+    """Bare SDK and worker (and, with `quotas`, the worker with quotas on), alternating, `scale.trials` times."""
+    scale = context.scale
+    trials = _Trials(provider, await context.fake(provider, delay=scale.t2_delay))
     for _ in range(scale.trials):
         args = ("--calls", str(scale.t2_jobs), "--warmup", "1", "--concurrency", str(scale.t2_concurrency))
-        bare_runs.append(await bare_sdk("burst", fake.url, *args))
-        runs.append(await _worker_run(fake, scale))
-        quota_runs.append(await _worker_run(fake, scale, quotas=True))
+        trials.bare.append(await bare_sdk("burst", provider, trials.fake.url, *args))
+        trials.runs.append(await _worker_run(provider, trials.fake, scale))
+        if quotas:
+            trials.quota_runs.append(await _worker_run(provider, trials.fake, scale, quotas=True))
+    return trials
+
+
+async def run(context: Context) -> list[Row]:
+    scale, profile_dir = context.scale, context.profile_dir
+    trials = await _trials(context, ANTHROPIC, quotas=True)
     if profile_dir is not None:
         # Extra and not counted: sampling slows the process it samples.
-        await _worker_run(fake, scale, profile=profile_dir / "t2-worker.folded")
-    bare_wall = statistics.median(run["wall"] for run in bare_runs)
-    bare_cpu = statistics.median(run["cpu"] for run in bare_runs) / scale.t2_jobs
-    wall = statistics.median(run.wall for run in runs)
-    cpu = statistics.median(run.cpu for run in runs) / scale.t2_jobs
-    quota_wall = statistics.median(run.wall for run in quota_runs)
-    quota_cpu = statistics.median(run.cpu for run in quota_runs) / scale.t2_jobs
+        await _worker_run(ANTHROPIC, trials.fake, scale, profile=profile_dir / "t2-worker.folded")
+    wall, cpu = _median_wall(trials.runs), _cpu_per_job(trials.runs, scale)
+    quota_wall, quota_cpu = _median_wall(trials.quota_runs), _cpu_per_job(trials.quota_runs, scale)
     # Memory is judged on the worst trial: the peak is what a pod's limit must hold.
-    worst = max(runs, key=lambda run: run.peak_rss)
-    ideal = scale.t2_delay * -(-scale.t2_jobs // scale.t2_concurrency)
-    setup = f"{scale.t2_jobs:,} jobs, provider delay {scale.t2_delay:g} s, WORKER_CONCURRENCY={scale.t2_concurrency}"
+    worst = max(trials.runs, key=lambda run: run.peak_rss)
+    setup = _setup(scale)
     return [
-        WALL.measured(
-            wall / bare_wall,
-            f"worker {wall:.2f} s vs bare SDK {bare_wall:.2f} s (ideal {ideal:.1f} s); CPU per job: worker "
-            f"{cpu * 1e3:.2f} ms vs bare SDK {bare_cpu * 1e3:.2f} ms; {setup}; median of {scale.trials}",
-        ),
+        trials.wall(WALL, scale),
         PEAK.measured(
             worst.peak_rss / _MB, f"idle {worst.idle_rss / _MB:.0f} MB, peak {worst.peak_rss / _MB:.0f} MB; {setup}"
         ),
@@ -113,9 +158,15 @@ async def run(context: Context) -> list[Row]:
             "(as the fake saw them)",
         ),
         QUOTAS.measured(
-            quota_wall / bare_wall,
-            f"worker with quotas {quota_wall:.2f} s vs bare SDK {bare_wall:.2f} s (quotas off {wall:.2f} s); CPU per "
-            f"job {quota_cpu * 1e3:.2f} ms (quotas off {cpu * 1e3:.2f} ms); each job reserves and settles in the "
-            f"usage bucket, 100 users; {setup}; median of {scale.trials}",
+            quota_wall / trials.bare_wall,
+            f"worker with quotas {quota_wall:.2f} s vs bare SDK {trials.bare_wall:.2f} s (quotas off {wall:.2f} s); "
+            f"CPU per job {quota_cpu * 1e3:.2f} ms (quotas off {cpu * 1e3:.2f} ms); each job reserves and settles in "
+            f"the usage bucket, 100 users; {setup}; median of {scale.trials}",
         ),
     ]
+
+
+async def run_openai(context: Context) -> list[Row]:
+    """The same fan-out with the OpenAI provider (jobs on GPT-5) against the bare openai SDK."""
+    trials = await _trials(context, OPENAI)
+    return [trials.wall(OPENAI_WALL, context.scale)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench.broker import Arrivals, fresh_server, publish_jobs
 from bench.context import Context
 from bench.jobs import RESULT_PREFIX, job_body
+from bench.providers import ANTHROPIC
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
@@ -18,7 +19,7 @@ SPECS = (SCALING,)
 async def _rate(fake_url: str, scale: Scale, count: int) -> float:
     async with (
         fresh_server() as (server, nc, _),
-        replicas(count, nats_url=server.url, anthropic_url=fake_url, concurrency=scale.t4_concurrency),
+        replicas(count, nats_url=server.url, provider_env=ANTHROPIC.env(fake_url), concurrency=scale.t4_concurrency),
     ):
         arrivals = Arrivals(scale.t4_jobs)
         await arrivals.subscribe(nc, RESULT_PREFIX + ">")
@@ -33,7 +34,7 @@ async def _rate(fake_url: str, scale: Scale, count: int) -> float:
 
 async def run(context: Context) -> list[Row]:
     scale = context.scale
-    fake = await context.fake_anthropic(delay=scale.t4_delay)
+    fake = await context.fake(ANTHROPIC, delay=scale.t4_delay)
     one = await _rate(fake.url, scale, 1)
     many = await _rate(fake.url, scale, scale.t4_replicas)
     ceiling = scale.t4_concurrency / scale.t4_delay

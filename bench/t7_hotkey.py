@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from bench.broker import Arrivals, fresh_server, publish_jobs
 from bench.context import Context
 from bench.jobs import QUOTAS_ON, RESULT_PREFIX, job_body
+from bench.providers import ANTHROPIC
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
@@ -65,7 +66,7 @@ async def _run(fake_url: str, scale: Scale, *, quotas: bool) -> tuple[float, int
         replicas(
             _REPLICAS,
             nats_url=server.url,
-            anthropic_url=fake_url,
+            provider_env=ANTHROPIC.env(fake_url),
             concurrency=concurrency,
             env=QUOTAS_ON if quotas else None,
         ) as children,
@@ -98,7 +99,7 @@ async def _run(fake_url: str, scale: Scale, *, quotas: bool) -> tuple[float, int
 
 async def run(context: Context) -> list[Row]:
     scale = context.scale
-    fake = await context.fake_anthropic(delay=scale.t7_delay)
+    fake = await context.fake(ANTHROPIC, delay=scale.t7_delay)
     plain_rate, *_ = await _run(fake.url, scale, quotas=False)
     rate, billed, usage, conflicts, changes = await _run(fake.url, scale, quotas=True)
     setup = (

@@ -22,6 +22,7 @@ import orjson
 
 from bench.loop import run_loop
 from bench.process import raise_open_files_limit
+from bench.providers import OPENAI
 from testkit import FakeConfig
 from testkit.process import FakeProcess, python_module
 from worker.providers.base import ProviderRequest
@@ -83,11 +84,12 @@ async def _measure(transport: Transport, base_url: str, calls: int, concurrency:
 
 
 async def _compare(args: argparse.Namespace) -> None:
-    async with FakeProcess("openai", FakeConfig(delay=args.delay)) as fake:
+    async with FakeProcess(OPENAI.name, FakeConfig(delay=args.delay)) as fake:
         runs: dict[Transport, list[dict[str, float]]] = {transport: [] for transport in TRANSPORTS}
+        base_url = OPENAI.base_url(fake.url)
         for _ in range(args.trials):
             for transport in TRANSPORTS:
-                runs[transport].append(await _measure(transport, f"{fake.url}/v1", args.calls, args.concurrency))
+                runs[transport].append(await _measure(transport, base_url, args.calls, args.concurrency))
     setup = (
         f"{args.calls:,} calls, {args.concurrency:,} in flight, fake delay {args.delay:g} s, median of {args.trials}"
     )

@@ -76,6 +76,8 @@ class FakeOpenAI(FakeServer):
         key = self._key_problem(request)
         if key is not None:
             return _error(401, key, code="invalid_api_key")
+        if request.content_type != "application/json":
+            return _error(400, f"Unsupported content type: {request.content_type!r}; use application/json.")
         problem = _invalid(body)
         if problem is not None:
             message, param, code = problem

@@ -143,6 +143,15 @@ async def test_requests_the_api_refuses_are_400(http: httpx.AsyncClient, change:
     assert (response.status_code, response.json()["error"]["param"]) == (400, param)
 
 
+async def test_a_body_that_is_not_declared_json_is_refused(http: httpx.AsyncClient) -> None:
+    async with FakeOpenAI() as fake:
+        response = await http.post(
+            f"{fake.base_url}/chat/completions", content=b"{}", headers={**AUTH, "content-type": "text/plain"}
+        )
+
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "invalid_request_error")
+
+
 async def test_a_truncated_answer_promises_more_than_it_sends(http: httpx.AsyncClient) -> None:
     async with FakeOpenAI() as fake:
         fake.script(Step.truncated())

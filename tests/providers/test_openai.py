@@ -81,6 +81,7 @@ async def test_the_key_goes_as_a_bearer_token_and_the_sdk_does_not_retry_by_itse
 
     (sent,) = fake_openai.requests
     assert sent.headers["authorization"] == f"Bearer {API_KEY}"
+    assert sent.headers["content-type"] == "application/json"
     assert fake_openai.stats.calls == 1
 
 
