@@ -141,6 +141,9 @@ def test_catalog_config_map_is_a_valid_catalog() -> None:
     catalog = parse_catalog(text, "deploy/k8s/configmap.yaml")
     # Ops may price models differently, but the file offers every model the built-in catalog does.
     assert set(catalog.models) == set(default_catalog().models)
+    # And the same monthly quotas: a tier left without one here would be unlimited once quotas are on.
+    quotas = {name: tier.monthly_quota for name, tier in catalog.tiers.items()}
+    assert quotas == {name: tier.monthly_quota for name, tier in default_catalog().tiers.items()}
 
 
 def test_termination_grace_covers_the_shutdown_grace_and_the_drain() -> None:
