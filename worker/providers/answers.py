@@ -5,19 +5,21 @@ inside Ollama's stream), a usage count that is not a JSON integer from 0 to 1,00
 `failed` with `provider_error`, not retryable: the provider did answer, and asking again would only bill
 again. The usage it reported is billed when every count it reported is such an integer, else nothing is.
 A provider reads its answer with `token_count` and raises `MalformedAnswerError`; `malformed_answer`
-turns that into the job's `ProviderError`.
+turns that into the job's `ProviderError`, and `read_answer` does both for an answer that is one JSON body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+
+import orjson
 
 from catalog import Usage
 from worker.errors import ErrorCode
-from worker.providers.base import ProviderError
+from worker.providers.base import ProviderError, ProviderReply
 from worker.providers.redaction import provider_message
 
-__all__ = ["MAX_TOKEN_COUNT", "MalformedAnswerError", "malformed_answer", "token_count"]
+__all__ = ["MAX_TOKEN_COUNT", "MalformedAnswerError", "malformed_answer", "read_answer", "token_count"]
 
 #: Contract 4: the largest usage count a provider may report (a larger one is a malformed answer).
 MAX_TOKEN_COUNT = 1_000_000_000
@@ -63,3 +65,26 @@ def malformed_answer(provider: str, what: str, *, usage: Usage | None, secrets: 
     return ProviderError(
         ErrorCode.PROVIDER_ERROR, provider_message(f"{provider}: ", what, secrets), retryable=False, usage=usage
     )
+
+
+def read_answer(
+    provider: str,
+    status: int,
+    body: bytes,
+    parse: Callable[[object], ProviderReply],
+    *,
+    shape: str,
+    secrets: Iterable[str | None],
+) -> ProviderReply:
+    """A JSON answer body read by the provider's `parse` (e.g. `reply_from_body`), or its malformed-answer error.
+
+    `shape` names what the body should have been (`a Messages answer`) in the message.
+    """
+    try:
+        return parse(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        what = f"answered HTTP {status} with a body that is not JSON"
+        raise malformed_answer(provider, what, usage=None, secrets=secrets) from None
+    except MalformedAnswerError as exc:
+        what = f"answered HTTP {status} with a body that is not {shape}: {exc.fault}"
+        raise malformed_answer(provider, what, usage=exc.usage, secrets=secrets) from None

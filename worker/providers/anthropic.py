@@ -12,9 +12,8 @@ from typing import Any
 
 import anthropic
 import httpx2
-import orjson
 
-from worker.providers.answers import MalformedAnswerError, malformed_answer
+from worker.providers.answers import read_answer
 from worker.providers.base import ProviderReply, ProviderRequest
 from worker.providers.classify import connection_error, status_error, unexpected_error
 from worker.providers.messages import error_detail, reply_from_body
@@ -74,14 +73,7 @@ class AnthropicProvider:
         except Exception as exc:
             raise unexpected_error(_LABEL, f"{type(exc).__name__}: {exc}", secrets=secrets) from None
         # Contract 4: an answer that is not a completion fails the job, billing the usage it validly reported.
-        try:
-            return reply_from_body(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            what = f"answered HTTP {raw.status_code} with a body that is not JSON"
-            raise malformed_answer(_LABEL, what, usage=None, secrets=secrets) from None
-        except MalformedAnswerError as exc:
-            what = f"answered HTTP {raw.status_code} with a body that is not a Messages answer: {exc.fault}"
-            raise malformed_answer(_LABEL, what, usage=exc.usage, secrets=secrets) from None
+        return read_answer(_LABEL, raw.status_code, body, reply_from_body, shape="a Messages answer", secrets=secrets)
 
     async def aclose(self) -> None:
         await self._client.close()

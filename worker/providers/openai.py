@@ -12,7 +12,7 @@ import httpx2
 import openai
 import orjson
 
-from worker.providers.answers import MalformedAnswerError, malformed_answer
+from worker.providers.answers import read_answer
 from worker.providers.base import ProviderReply, ProviderRequest
 from worker.providers.classify import connection_error, status_error, unexpected_error
 from worker.providers.completions import reply_from_completion
@@ -76,14 +76,8 @@ class OpenAIProvider:
         except Exception as exc:
             raise unexpected_error(_LABEL, f"{type(exc).__name__}: {exc}", secrets=secrets) from None
         # Contract 4: an answer that is not a completion fails the job, billing the usage it validly reported.
-        try:
-            return reply_from_completion(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            what = f"answered HTTP {raw.status_code} with a body that is not JSON"
-            raise malformed_answer(_LABEL, what, usage=None, secrets=secrets) from None
-        except MalformedAnswerError as exc:
-            what = f"answered HTTP {raw.status_code} with a body that is not a Chat Completions answer: {exc.fault}"
-            raise malformed_answer(_LABEL, what, usage=exc.usage, secrets=secrets) from None
+        shape = "a Chat Completions answer"
+        return read_answer(_LABEL, raw.status_code, body, reply_from_completion, shape=shape, secrets=secrets)
 
     async def aclose(self) -> None:
         await self._client.close()
