@@ -346,3 +346,16 @@ async def test_answers_without_content_that_are_still_answers(
     reply = await single.complete(GPT5)
 
     assert (reply.text, reply.usage) == (text, VALID_USAGE)
+
+
+async def test_the_pool_holds_as_many_calls_in_flight_as_the_concurrency(fake_openai: FakeOpenAI) -> None:
+    # WORKER_CONCURRENCY sizes the one client's pool: a seventh concurrent call waits for a connection.
+    fake_openai.config.delay = 0.2
+    provider = OpenAIProvider(api_key=API_KEY, base_url=fake_openai.base_url, concurrency=3)
+    try:
+        replies = await asyncio.gather(*(provider.complete(GPT5) for _ in range(7)))
+    finally:
+        await provider.aclose()
+
+    assert len(replies) == 7
+    assert fake_openai.stats.max_in_flight == 3
