@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     PROVIDER_ERROR = "provider_error"
     TIMEOUT = "timeout"
+    RESULT_TOO_LARGE = "result_too_large"
     MAX_DELIVERIES_EXCEEDED = "max_deliveries_exceeded"
 
 

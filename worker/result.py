@@ -147,6 +147,16 @@ class RunResult(_Wire):
             # library writes it exactly, in the same compact form, rather than the job failing on every delivery.
             return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def too_large(self, size: int, limit: int) -> RunResult:
+        """The run's record when this result cannot be stored (contract section 6, `result_too_large`).
+
+        Usage and billing stay as they are: the provider's tokens were spent. Not retryable: running the
+        job again would only produce another result of the same size.
+        """
+        message = f"The result is {size} bytes, above the NATS server's limit of {limit} bytes per message."
+        error = ResultError(code=ErrorCode.RESULT_TOO_LARGE, message=message, retryable=False)
+        return self.model_copy(update={"status": "failed", "output_payload": None, "stop_reason": None, "error": error})
+
     @classmethod
     def from_json(cls, body: bytes) -> RunResult:
         return cls.model_validate_json(body)

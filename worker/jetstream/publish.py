@@ -18,6 +18,7 @@ from nats.js.api import Header
 from nats.js.errors import APIError, NoStreamResponseError
 
 from worker.jetstream.inbox import Inbox
+from worker.jetstream.size import check_fits, room_for_body
 
 __all__ = ["StreamPublisher"]
 
@@ -36,9 +37,12 @@ class StreamPublisher:
     async def publish(self, subject: str, body: bytes, *, stream: str, headers: dict[str, str]) -> bool:
         """Store `body` in `stream`; True when the stream already held its `Nats-Msg-Id` (nothing stored).
 
-        Raises `APIError` when the stream refuses it, `NoStreamResponseError` when no stream listens on
-        `subject`, and `TimeoutError` when no acknowledgement came in time.
+        Raises `PayloadTooLarge` (nothing sent) when it would not fit the server's max_payload, `APIError`
+        when the stream refuses it, `NoStreamResponseError` when no stream listens on `subject`, and
+        `TimeoutError` when no acknowledgement came in time.
         """
+        headers = {**headers, Header.EXPECTED_STREAM: stream}
+        check_fits(self._nc, body, headers)
         loop = asyncio.get_running_loop()
         ack: asyncio.Future[Msg] = loop.create_future()
         reply, token = await self._inbox.address(partial(_settle, ack))
@@ -46,11 +50,15 @@ class StreamPublisher:
         if self._sweeper is None:
             self._sweeper = loop.call_later(self._sweep_every, self._sweep)
         try:
-            await self._nc.publish(subject, body, reply=reply, headers={**headers, Header.EXPECTED_STREAM: stream})
+            await self._nc.publish(subject, body, reply=reply, headers=headers)
             return _duplicate(await ack)
         finally:
             del self._deadlines[ack]
             self._inbox.forget(token)
+
+    def room(self, *, stream: str, headers: dict[str, str]) -> int:
+        """How many body bytes `publish` can store in `stream` with `headers` (see `size.room_for_body`)."""
+        return room_for_body(self._nc, {**headers, Header.EXPECTED_STREAM: stream})
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from catalog.quote import clipped
 from worker import tracing
 from worker.jetstream.persist import through_outages
 from worker.jetstream.results import ResultStore
+from worker.jetstream.size import PayloadTooLarge, check_fits
 from worker.job import RunRef
 from worker.metrics import Metrics
 from worker.result import RunResult
@@ -33,13 +34,18 @@ class Recorder:
         """Store `result` unless the run already has a record; reply with whichever record is stored.
 
         With traces on, the record and the reply copy carry the job span's `traceparent` (contract section 10).
+        A result too large for the server's max_payload is stored as `failed` with `result_too_large` instead
+        (contract section 6), billed as the provider reported; it is never handed back to be run again.
         """
-        headers = None
+        headers = tracing.trace_headers() if tracing.enabled else None
+        try:
+            stored = await through_outages(lambda: self.store.store(result, headers=headers), what="result")
+        except PayloadTooLarge as exc:
+            log.warning("result_too_large", size=exc.size, limit=exc.limit, status=result.status)
+            result = result.too_large(exc.size, exc.limit)
+            stored = await through_outages(lambda: self.store.store(result, headers=headers), what="result")
         if tracing.enabled:
             tracing.job_result(result)
-            headers = tracing.trace_headers()
-        stored = await through_outages(lambda: self.store.store(result, headers=headers), what="result")
-        if tracing.enabled:
             # A record stored by an earlier delivery or another replica wins; this run's is not stored.
             tracing.event("result.stored" if stored.fresh else "result.already_stored")
         if stored.fresh:
@@ -60,7 +66,14 @@ class Recorder:
         if ref.reply_to is None:
             return
         try:
+            # The stored record fitted with the store's larger headers, so its copy fits the same server; only
+            # a record stored under a larger max_payload (another server, before a reconnect) may not. Such a
+            # copy is skipped: the caller can still read the run's record from the results stream.
+            check_fits(self._nc, body, headers)
             await self._nc.publish(ref.reply_to, body, headers=headers)
+        except PayloadTooLarge as exc:
+            log.warning("reply_too_large", reply_to=clipped(ref.reply_to), size=exc.size, limit=exc.limit)
+            return
         except nats.errors.Error as exc:
             log.warning("reply_not_sent", reply_to=clipped(ref.reply_to), error=repr(exc))
             return
