@@ -256,6 +256,12 @@ MALFORMED = [
         None,
         id="error-object-with-200",
     ),
+    pytest.param(
+        '{"object": "error", "message": "The model does not exist.", "type": "NotFoundError", "param": null}',
+        "it is an error (NotFoundError: The model does not exist.)",
+        None,
+        id="vllm-error-object-with-200",
+    ),
     pytest.param(_with(choices=[]), "it has no `choices`", VALID_USAGE, id="no-choices"),
     pytest.param(
         _with(choices=[{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "stop"}]),
@@ -359,3 +365,23 @@ async def test_the_pool_holds_as_many_calls_in_flight_as_the_concurrency(fake_op
 
     assert len(replies) == 7
     assert fake_openai.stats.max_in_flight == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retryable"),
+    [(404, ErrorCode.PROVIDER_BAD_REQUEST, False), (503, ErrorCode.PROVIDER_UNAVAILABLE, True)],
+)
+async def test_an_openai_compatible_servers_own_error_body_is_classified_and_quoted(
+    fake_openai: FakeOpenAI, single: OpenAIProvider, status: int, code: ErrorCode, retryable: bool
+) -> None:
+    # vLLM's error shape: no `error` wrapper, `object` "error", `code` the HTTP status as a number.
+    body = orjson.dumps(
+        {"object": "error", "message": "The model `gpt-5` does not exist.", "type": "NotFoundError", "code": status}
+    ).decode()
+    fake_openai.script(Step.garbage(body, status=status))
+
+    error = await _error_of(single)
+
+    assert (error.code, error.retryable) == (code, retryable)
+    assert error.message == f"OpenAI answered HTTP {status}: NotFoundError: The model `gpt-5` does not exist."
+    await _still_answers(single)

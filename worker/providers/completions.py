@@ -36,7 +36,8 @@ def reply_from_completion(body: object) -> ProviderReply:
     """
     if not isinstance(body, dict):
         raise MalformedAnswerError("it is not a JSON object")
-    if "error" in body:
+    # OpenAI's `{"error": {...}}`, or the `{"object": "error", ...}` of OpenAI-compatible servers such as vLLM.
+    if "error" in body or body.get("object") == "error":
         raise MalformedAnswerError(f"it is an error ({error_detail(body) or 'no detail'})")
     usage = _usage_of(body.get("usage"))
     try:
