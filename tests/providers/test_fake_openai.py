@@ -171,3 +171,16 @@ async def test_the_fake_runs_as_its_own_process(http: httpx.AsyncClient) -> None
     assert first.json()["error"]["code"] == "insufficient_quota"
     assert second.json()["choices"][0]["message"]["content"] == "from afar"
     assert (stats["calls"], stats["faults"], stats["replies"]) == (2, 1, 1)
+
+
+async def test_random_faults_are_the_apis_own_with_retry_after_when_throttling(http: httpx.AsyncClient) -> None:
+    async with FakeOpenAI(FakeConfig(fault_rate=0.6, seed=11, retry_after=2)) as fake:
+        responses = [await http.post(f"{fake.base_url}/chat/completions", json=CHAT, headers=AUTH) for _ in range(40)]
+
+    statuses = {response.status_code for response in responses}
+    assert statuses == {200, 429, 500, 503}
+    assert fake.stats.faults == sum(1 for response in responses if response.status_code != 200)
+    for response in responses:
+        if response.status_code != 200:
+            assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+            assert ("retry-after" in response.headers) == (response.status_code in (429, 503))
