@@ -25,9 +25,9 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from bench.broker import JOBS_STREAM, RESULTS_STREAM
-from bench.jobs import JOB_SUBJECT, RESULT_PREFIX
 from bench.loop import run_loop
 from bench.process import READY
+from worker.contract import JOB_SUBJECT, MSG_ID_HEADER, RESULTS_SUBJECT_PREFIX
 
 __all__ = ["main"]
 
@@ -35,7 +35,7 @@ __all__ = ["main"]
 async def _handle(nc: Client, js: JetStreamContext, msg: Msg) -> None:
     run_id = orjson.loads(msg.data)["data"]["runId"]
     result = orjson.dumps({"runId": run_id, "status": "completed"})
-    await js.publish(RESULT_PREFIX + run_id, result, headers={"Nats-Msg-Id": run_id})
+    await js.publish(RESULTS_SUBJECT_PREFIX + run_id, result, headers={MSG_ID_HEADER: run_id})
     await msg.ack()
 
 
@@ -43,9 +43,9 @@ async def _handle_as_worker(nc: Client, js: JetStreamContext, msg: Msg) -> None:
     job = orjson.loads(msg.data)
     run_id = job["data"]["runId"]
     with contextlib.suppress(NotFoundError):  # none stored: the job runs
-        await js.get_last_msg(RESULTS_STREAM, RESULT_PREFIX + run_id, direct=True)
+        await js.get_last_msg(RESULTS_STREAM, RESULTS_SUBJECT_PREFIX + run_id, direct=True)
     result = orjson.dumps({"runId": run_id, "status": "completed"})
-    await js.publish(RESULT_PREFIX + run_id, result, headers={"Nats-Msg-Id": run_id})
+    await js.publish(RESULTS_SUBJECT_PREFIX + run_id, result, headers={MSG_ID_HEADER: run_id})
     await nc.publish(job["replyTo"], result)
     await msg.ack()
 

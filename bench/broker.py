@@ -14,7 +14,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from bench.jobs import JOB_SUBJECT, RESULT_PREFIX, job_body, run_id
+from bench.jobs import job_body, run_id
+from worker.contract import JOB_SUBJECT, RESULTS_SUBJECT_PREFIX
 from worker.embedded import NatsServer
 from worker.settings import Settings
 
@@ -87,7 +88,7 @@ async def wait_for_results(
 async def check_completed(js: JetStreamContext, run_ids: list[str]) -> None:
     """Read these runs' stored records back: a rate measured on failing jobs would mean nothing."""
     for rid in run_ids:
-        stored = orjson.loads((await js.get_last_msg(RESULTS_STREAM, RESULT_PREFIX + rid)).data or b"{}")
+        stored = orjson.loads((await js.get_last_msg(RESULTS_STREAM, RESULTS_SUBJECT_PREFIX + rid)).data or b"{}")
         if stored.get("status") != "completed":
             raise RuntimeError(f"run {rid} ended {stored.get('status')}: {stored.get('error')}")
 
@@ -141,6 +142,6 @@ async def warm_up(nc: Client, *, model: str | None = None, within: float = 60.0)
     open); the baselines make a first call outside their timing too.
     """
     arrivals = Arrivals(1)
-    await arrivals.subscribe(nc, RESULT_PREFIX + run_id("warm-up", 0))
+    await arrivals.subscribe(nc, RESULTS_SUBJECT_PREFIX + run_id("warm-up", 0))
     await nc.publish(JOB_SUBJECT, job_body("warm-up", 0, model=model))
     await arrivals.wait(within)

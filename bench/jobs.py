@@ -1,17 +1,13 @@
-"""Job bodies as the API publishes them (contract section 2), and the subjects the benchmarks use."""
+"""Job bodies as the API publishes them (docs/contract.md §2), varied per benchmark."""
 
 from __future__ import annotations
 
 import orjson
 
 from testkit.jobs import example_envelope, example_job
-from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
-from worker.settings import Settings
 
-__all__ = ["JOB_SUBJECT", "QUOTAS_ON", "RESULT_PREFIX", "job_body", "run_id", "spread_user"]
+__all__ = ["QUOTAS_ON", "job_body", "run_id", "spread_user"]
 
-JOB_SUBJECT = Settings.from_env({}).subjects[0]
-RESULT_PREFIX = RESULTS_SUBJECT_PREFIX
 QUOTAS_ON = {"WORKER_QUOTAS": "on"}
 """A replica's extra setting for the quota rows: the built-in quotas, the usage bucket on the same server."""
 

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 from nats.aio.client import Client
 
-from bench.jobs import RESULT_PREFIX, run_id
+from bench.jobs import run_id
+from worker.contract import MSG_ID_HEADER, RESULTS_SUBJECT_PREFIX
 
 __all__ = ["publish_results", "result_body"]
 
@@ -71,13 +72,13 @@ def result_body(tag: str, index: int) -> bytes:
 
 def _bodies(tag: str, count: int) -> Iterator[tuple[str, bytes]]:
     for index in range(count):
-        yield RESULT_PREFIX + run_id(tag, index), result_body(tag, index)
+        yield RESULTS_SUBJECT_PREFIX + run_id(tag, index), result_body(tag, index)
 
 
 async def publish_results(nc: Client, tag: str, count: int, *, chunk: int = 2000) -> None:
     """Plain NATS publishes into the results stream (one subject per run, as the worker stores them), in chunks."""
     for position, (subject, body) in enumerate(_bodies(tag, count), start=1):
-        await nc.publish(subject, body, headers={"Nats-Msg-Id": subject.rsplit(".", 1)[1]})
+        await nc.publish(subject, body, headers={MSG_ID_HEADER: subject.rsplit(".", 1)[1]})
         if position % chunk == 0:
             await nc.flush()
     await nc.flush()

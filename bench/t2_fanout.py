@@ -15,13 +15,14 @@ from pathlib import Path
 from bench.baseline import bare_sdk
 from bench.broker import Arrivals, fresh_server, publish_jobs, warm_up
 from bench.context import Context
-from bench.jobs import QUOTAS_ON, RESULT_PREFIX, job_body, spread_user
+from bench.jobs import QUOTAS_ON, job_body, spread_user
 from bench.profile import Sampler
 from bench.providers import ANTHROPIC, OPENAI, BenchProvider
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
 from testkit.process import FakeProcess, PeakRss, cpu_seconds
+from worker.contract import RESULTS_SUBJECT_PREFIX
 
 __all__ = ["OPENAI_SPECS", "SPECS", "run", "run_openai"]
 
@@ -69,7 +70,7 @@ async def _worker_run(
         await warm_up(nc, model=provider.model)
         await asyncio.sleep(scale.settle)
         arrivals = Arrivals(scale.t2_jobs)
-        await arrivals.subscribe(nc, RESULT_PREFIX + ">")
+        await arrivals.subscribe(nc, RESULTS_SUBJECT_PREFIX + ">")
         sampler = await Sampler.start(replica.pid, profile) if profile else None
         with PeakRss(replica.pid, interval=0.02) as rss:
             idle = rss.sample()

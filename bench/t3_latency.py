@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from bench.baseline import bare_sdk
 from bench.broker import Arrivals, fresh_server
 from bench.context import Context
-from bench.jobs import JOB_SUBJECT, QUOTAS_ON, job_body, run_id, spread_user
+from bench.jobs import QUOTAS_ON, job_body, run_id, spread_user
 from bench.process import READY
 from bench.providers import ANTHROPIC, OPENAI, BenchProvider
 from bench.replica import replicas
@@ -22,6 +22,7 @@ from bench.scale import Scale
 from bench.tracing import OtlpReceiver, traced_env
 from testkit.process import ChildProcess, child_env, python_module
 from testkit.streams import create_streams
+from worker.contract import JOB_SUBJECT
 
 __all__ = ["OPENAI_SPECS", "SPECS", "run", "run_openai"]
 

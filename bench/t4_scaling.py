@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from bench.broker import Arrivals, fresh_server, publish_jobs
 from bench.context import Context
-from bench.jobs import RESULT_PREFIX, job_body
+from bench.jobs import job_body
 from bench.providers import ANTHROPIC
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
+from worker.contract import RESULTS_SUBJECT_PREFIX
 
 __all__ = ["SPECS", "run"]
 
@@ -22,7 +23,7 @@ async def _rate(fake_url: str, scale: Scale, count: int) -> float:
         replicas(count, nats_url=server.url, provider_env=ANTHROPIC.env(fake_url), concurrency=scale.t4_concurrency),
     ):
         arrivals = Arrivals(scale.t4_jobs)
-        await arrivals.subscribe(nc, RESULT_PREFIX + ">")
+        await arrivals.subscribe(nc, RESULTS_SUBJECT_PREFIX + ">")
         await publish_jobs(nc, [job_body(f"t4-{count}", i) for i in range(scale.t4_jobs)])
         await arrivals.wait(60 + 2 * scale.t4_jobs * scale.t4_delay / scale.t4_concurrency)
     # Steady state: timed from the end of the first wave (one full round of every replica's slots), so

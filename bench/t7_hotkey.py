@@ -17,13 +17,14 @@ from nats.js import JetStreamContext
 
 from bench.broker import Arrivals, fresh_server, publish_jobs
 from bench.context import Context
-from bench.jobs import QUOTAS_ON, RESULT_PREFIX, job_body
+from bench.jobs import QUOTAS_ON, job_body
 from bench.providers import ANTHROPIC
 from bench.replica import replicas
 from bench.report import Row, Spec, Target
 from bench.scale import Scale
 from catalog.quota import MonthlyUsage
 from testkit.process import WorkerProcess
+from worker.contract import CONSUMER, JOBS_STREAM, RESULTS_SUBJECT_PREFIX, USAGE_BUCKET
 
 __all__ = ["SPECS", "run"]
 
@@ -37,7 +38,6 @@ CONFLICTS = Spec("T7 conflicts", "quota hot key: compare-and-set conflicts per r
 SPECS = (EXACT, RATE, CONFLICTS)
 
 _USER = "bench-hot-user"
-_BUCKET = "MASCHINA_USAGE"
 _REPLICAS = 3
 
 
@@ -49,7 +49,7 @@ async def _metric(child: WorkerProcess, name: str) -> float:
 
 
 async def _usage(js: JetStreamContext) -> MonthlyUsage:
-    kv = await js.key_value(_BUCKET)
+    kv = await js.key_value(USAGE_BUCKET)
     keys = [key for key in await kv.keys() if key.startswith(f"{_USER}.")]
     billed, reserved = 0, dict[str, int]()
     for key in keys:  # one, unless the run straddles midnight UTC at a month's end
@@ -72,13 +72,13 @@ async def _run(fake_url: str, scale: Scale, *, quotas: bool) -> tuple[float, int
         ) as children,
     ):
         arrivals = Arrivals(scale.t7_jobs)
-        await arrivals.subscribe(nc, RESULT_PREFIX + ">")
+        await arrivals.subscribe(nc, RESULTS_SUBJECT_PREFIX + ">")
         await publish_jobs(nc, [job_body("t7", i, user=_USER, tier="enterprise") for i in range(scale.t7_jobs)])
         await arrivals.wait(120 + 4 * scale.t7_jobs * scale.t7_delay / scale.t7_in_flight)
         # Settling follows the stored result, acking follows settling: idle once the consumer has nothing unacked.
         # The server announces no such moment, so its state is polled.
         async with asyncio.timeout(60):
-            while (await js.consumer_info("MASCHINA_JOBS", "agent-worker")).num_ack_pending:  # noqa: ASYNC110
+            while (await js.consumer_info(JOBS_STREAM, CONSUMER)).num_ack_pending:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         usage = await _usage(js) if quotas else MonthlyUsage()
         conflicts = sum([await _metric(child, "agent_worker_quota_cas_conflicts_total") for child in children])

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from worker.contract import JOB_SUBJECT
+
 __all__ = [
     "JOB_ID",
-    "JOB_SUBJECT",
     "MISSING",
     "REPLY_TO",
     "RUN_ID",
@@ -22,7 +23,6 @@ __all__ = [
     "job_data",
 ]
 
-JOB_SUBJECT = "maschina.jobs.agent.agent.execute"
 JOB_ID = "0b5a3c8e-7f0e-4a4e-9d1b-2f0f6a1e9c11"
 RUN_ID = "7c1e0d4a-3b7a-4c55-8a0e-5e2f1d9b6a70"
 REPLY_TO = "_INBOX.api-7.Qx3v9k"

@@ -1,4 +1,7 @@
-"""`agent-worker`: one entry point; each subcommand lives in its own module under `worker.commands`."""
+"""`agent-worker`: one entry point; each subcommand lives in its own module under `worker.commands`.
+
+`--help` speaks to the people who run the worker (`DESCRIPTION`, `EPILOG`); this docstring to its developers.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+DESCRIPTION = """\
+Run AI-agent jobs from NATS JetStream: each job is checked against the customer's plan tier and
+the model it asks for, sent to that model's provider (Anthropic, OpenAI, Ollama), billed in
+tokens, and its result published."""
+EPILOG = """\
+first steps:
+  agent-worker demo               sample jobs through an embedded NATS server, billed results printed
+  agent-worker catalog            which tier may use which model, and at what multiplier
+  agent-worker run --help         every setting of the worker (environment variables)
+
+`agent-worker COMMAND --help` describes a command. The wire contract (subjects, job, result, error codes)
+is docs/contract.md in the repository."""
+
+
 class Command(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
@@ -37,7 +54,12 @@ class Command(Protocol):
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="agent-worker", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="agent-worker",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = argv[0] if argv and argv[0] in COMMANDS else None
     for name, (module, help_text) in COMMANDS.items():

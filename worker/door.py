@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from catalog.quota import USER_ID as QUOTA_USER_ID
 from catalog.quote import MAX_QUOTE_CHARS
-from worker.errors import DlqReason, ErrorCode
+from worker.contract import REPLY_PREFIX, SIGNATURE_HEADER, DlqReason, ErrorCode
 from worker.exact_json import (
     ExactInt,
     NotJsonError,
@@ -48,9 +48,8 @@ from worker.wire import (
     reply_to_fault,
 )
 
-__all__ = ["SIGNATURE_HEADER", "DeadLetter", "Door", "Rejected", "Verdict"]
+__all__ = ["DeadLetter", "Door", "Rejected", "Verdict"]
 
-SIGNATURE_HEADER = "Maschina-Signature"
 _SIGNATURE = re.compile(r"sha256=([0-9A-Fa-f]{64})")
 
 # What each job field must be, for the rejection message.
@@ -98,7 +97,7 @@ class Door:
         self,
         *,
         signing_key: bytes | None = None,
-        reply_prefixes: tuple[str, ...] = ("_INBOX.",),
+        reply_prefixes: tuple[str, ...] = (REPLY_PREFIX,),
         quotas: bool = False,
     ) -> None:
         self._signing_key = signing_key

@@ -14,8 +14,8 @@ from decimal import Decimal
 from catalog import Catalog, Denied, ModelSpec, TierSpec, Usage, bill, gate
 from catalog.quota import most_possible_bill
 from worker import tracing
+from worker.contract import ErrorCode
 from worker.door import Rejected
-from worker.errors import ErrorCode
 from worker.job import Job, RunRef
 from worker.providers.base import Provider, ProviderError, ProviderRequest
 from worker.providers.retry import RetryPolicy, call_with_retry

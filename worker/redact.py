@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from worker.door import SIGNATURE_HEADER
+from worker.contract import SIGNATURE_HEADER
 
 __all__ = ["redact_body", "redact_headers", "redacted_text"]
 

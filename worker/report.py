@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from catalog import multiplier_text
 from worker.result import RunResult
 
 __all__ = [
@@ -54,12 +55,11 @@ def _n(value: int) -> str:
 
 
 def _raw_input(result: RunResult) -> int:
-    usage = result.usage
-    return usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+    return result.usage.counts().raw_input
 
 
 def _multiplier(result: RunResult) -> str:
-    return _NONE if result.model is None else format(result.billing.multiplier.normalize(), "f")
+    return _NONE if result.model is None else multiplier_text(result.billing.multiplier)
 
 
 def results_table(items: Sequence[RunResult | DeadLetterRow]) -> str:

@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import orjson
 
-from catalog import Allowed, Catalog, Denied, Usage, bill, gate, multiplier_text
+from catalog import Allowed, Catalog, Denied, bill, gate, multiplier_text
+from worker.contract import usage_from_wire
 from worker.report import difference_cells, render_table, tier_order_key
 
 __all__ = ["GroupBy", "Repricer", "Tally"]
@@ -113,15 +114,7 @@ class Repricer:
             tally.rerouted += 1
             return
         usage = result["usage"]
-        charged = bill(
-            Usage(
-                input_tokens=usage["inputTokens"],
-                output_tokens=usage["outputTokens"],
-                cache_creation_input_tokens=usage["cacheCreationInputTokens"],
-                cache_read_input_tokens=usage["cacheReadInputTokens"],
-            ),
-            verdict.model.multiplier,
-        )
+        charged = bill(usage_from_wire(usage), verdict.model.multiplier)
         tally.after += charged.total
         tally.multipliers_after.add(multiplier_text(verdict.model.multiplier))
 

@@ -11,7 +11,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from catalog import Bill, Usage, multiplier_text
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode, usage_from_wire, usage_to_wire
 
 __all__ = ["ResultBilling", "ResultError", "ResultUsage", "RunResult", "Status"]
 
@@ -33,20 +33,14 @@ class ResultUsage(_Wire):
 
     @classmethod
     def of(cls, usage: Usage) -> ResultUsage:
-        return cls(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_creation_input_tokens=usage.cache_creation_input_tokens,
-            cache_read_input_tokens=usage.cache_read_input_tokens,
-        )
+        return cls.model_validate(usage_to_wire(usage))
+
+    def counts(self) -> Usage:
+        """The provider's counts again, for arithmetic (`raw_input`, billing)."""
+        return usage_from_wire(self.wire())
 
     def wire(self) -> dict[str, Any]:
-        return {
-            "inputTokens": self.input_tokens,
-            "outputTokens": self.output_tokens,
-            "cacheCreationInputTokens": self.cache_creation_input_tokens,
-            "cacheReadInputTokens": self.cache_read_input_tokens,
-        }
+        return usage_to_wire(self)
 
 
 class ResultBilling(_Wire):

@@ -9,6 +9,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
+from worker.contract import (
+    CONSUMER,
+    JOB_SUBJECT,
+    JOBS_STREAM,
+    OWN_SUBJECT_PREFIXES,
+    REPLY_PREFIX,
+    RESULTS_STREAM,
+    USAGE_BUCKET,
+)
 from worker.providers.retry import RetryPolicy
 
 __all__ = ["Settings", "SettingsError"]
@@ -49,24 +58,22 @@ class Settings(BaseModel):
     nats_tls_cert: Path | None = _env("NATS_TLS_CERT", "client certificate for NATS mutual TLS", None)
     nats_tls_key: Path | None = _env("NATS_TLS_KEY", "client key for NATS mutual TLS", None)
 
-    jobs_stream: str = _env("WORKER_JOBS_STREAM", "jobs stream", "MASCHINA_JOBS")
-    subjects: CommaList = _env(
-        "WORKER_SUBJECTS", "job subjects consumed (filter subjects)", ("maschina.jobs.agent.agent.execute",)
-    )
-    consumer: str = _env("WORKER_CONSUMER", "durable pull consumer shared by all replicas", "agent-worker")
+    jobs_stream: str = _env("WORKER_JOBS_STREAM", "jobs stream", JOBS_STREAM)
+    subjects: CommaList = _env("WORKER_SUBJECTS", "job subjects consumed (filter subjects)", (JOB_SUBJECT,))
+    consumer: str = _env("WORKER_CONSUMER", "durable pull consumer shared by all replicas", CONSUMER)
     ack_wait_secs: float = _env("WORKER_ACK_WAIT_SECS", "consumer ack_wait, seconds", 30.0, gt=0)
     max_deliver: int = _env("WORKER_MAX_DELIVER", "consumer max_deliver", 5, ge=1)
     max_ack_pending: int = _env(
         "WORKER_MAX_ACK_PENDING", "consumer max_ack_pending; at least replicas × concurrency", 10_000, ge=1
     )
-    results_stream: str = _env("WORKER_RESULTS_STREAM", "results stream", "MASCHINA_RESULTS")
+    results_stream: str = _env("WORKER_RESULTS_STREAM", "results stream", RESULTS_STREAM)
     advisories_stream: str = _env(
         "WORKER_ADVISORIES_STREAM",
         "stream keeping the server's max-deliveries advisories for the consumer until a replica handles them",
         "MASCHINA_JOBS_ADVISORIES",
     )
     reply_prefixes: CommaList = _env(
-        "WORKER_REPLY_PREFIXES", "subject prefixes a job's replyTo may start with", ("_INBOX.",)
+        "WORKER_REPLY_PREFIXES", "subject prefixes a job's replyTo may start with", (REPLY_PREFIX,)
     )
     concurrency: int = _env("WORKER_CONCURRENCY", "most jobs in flight in this replica", 64, ge=1)
     shutdown_grace_secs: float = _env(
@@ -124,7 +131,7 @@ class Settings(BaseModel):
     usage_bucket: str = _env(
         "WORKER_USAGE_BUCKET",
         "JetStream key-value bucket of users' monthly usage (with WORKER_QUOTAS=on)",
-        "MASCHINA_USAGE",
+        USAGE_BUCKET,
         # JetStream's rule for bucket names (the bucket's stream is KV_<name>).
         pattern=r"^[A-Za-z0-9_-]+$",
     )
@@ -142,7 +149,7 @@ class Settings(BaseModel):
         for prefix in self.reply_prefixes:
             if not prefix.endswith("."):
                 raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} must end with '.'")
-            if prefix.startswith(("maschina.", "$")):
+            if prefix.startswith(OWN_SUBJECT_PREFIXES):
                 raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} lies under maschina. or $, which is ours")
         return self
 

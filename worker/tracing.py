@@ -35,6 +35,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from catalog import Usage
+from worker.contract import TRACEPARENT_HEADER, TRACESTATE_HEADER
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
 
 if TYPE_CHECKING:
@@ -220,12 +221,12 @@ class _JobSpan:
 
 def _parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
     """The context of the job's `traceparent`/`tracestate`; None (a new trace) when absent or malformed."""
-    if not headers or "traceparent" not in headers:
+    if not headers or TRACEPARENT_HEADER not in headers:
         return None
     try:
-        carrier = {"traceparent": headers["traceparent"]}
-        if "tracestate" in headers:
-            carrier["tracestate"] = headers["tracestate"]
+        carrier = {TRACEPARENT_HEADER: headers[TRACEPARENT_HEADER]}
+        if TRACESTATE_HEADER in headers:
+            carrier[TRACESTATE_HEADER] = headers[TRACESTATE_HEADER]
         return _propagator.extract(carrier)
     except Exception:
         return None  # a header this odd is ignored like a malformed one (contract section 10)

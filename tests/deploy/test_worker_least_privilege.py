@@ -24,8 +24,9 @@ from catalog.quota import MonthlyUsage
 from testkit import FakeAnthropic, Step
 from testkit.process import WorkerProcess
 from tests.deploy.support import Connect, Identities, Session
+from worker.contract import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX
 from worker.embedded import NatsServer
-from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX, advisory_consumer_config
+from worker.jetstream.topology import advisory_consumer_config
 from worker.settings import Settings
 
 pytestmark = pytest.mark.system

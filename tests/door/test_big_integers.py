@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from testkit.jobs import encode, envelope, job_data
+from worker.contract import DlqReason, ErrorCode
 from worker.door import DeadLetter, Door, Rejected
-from worker.errors import DlqReason, ErrorCode
 from worker.exact_json import dumps_compact, has_long_digit_run, loads_exact
 from worker.job import Job
 

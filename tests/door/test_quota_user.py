@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from testkit.jobs import encode, envelope, job_data
+from worker.contract import ErrorCode
 from worker.door import Door, Rejected
-from worker.errors import ErrorCode
 from worker.job import Job
 
 pytestmark = pytest.mark.unit

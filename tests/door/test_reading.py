@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from testkit.jobs import JOB_ID, MISSING, RUN_ID, encode, envelope, job_data
+from worker.contract import DlqReason
 from worker.door import DeadLetter, Door
-from worker.errors import DlqReason
 from worker.job import Job
 
 pytestmark = pytest.mark.unit

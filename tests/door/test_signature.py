@@ -8,8 +8,8 @@ import hmac
 import pytest
 
 from testkit.jobs import encode, envelope
+from worker.contract import DlqReason
 from worker.door import DeadLetter, Door
-from worker.errors import DlqReason
 from worker.job import Job
 
 pytestmark = pytest.mark.unit

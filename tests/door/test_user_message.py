@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from testkit.jobs import MISSING, REPLY_TO, encode, envelope, job_data
+from worker.contract import ErrorCode
 from worker.door import Door, Rejected
-from worker.errors import ErrorCode
 from worker.job import Job
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from testkit.jobs import JOB_ID, MISSING, REPLY_TO, RUN_ID, encode, envelope, job_data
+from worker.contract import ErrorCode
 from worker.door import Door, Rejected
-from worker.errors import ErrorCode
 from worker.job import Job, RunRef
 
 pytestmark = pytest.mark.unit

@@ -19,8 +19,9 @@ import orjson
 from nats.aio.client import Client
 
 from testkit.process import FakeProcess, WorkerProcess
-from tests.reliability.ledger import CONSUMER, JOBS_STREAM, Ledger, read_ledger, wait_until
+from tests.reliability.ledger import Ledger, read_ledger, wait_until
 from tests.reliability.traffic import envelope
+from worker.contract import CONSUMER, JOBS_STREAM
 from worker.embedded import NatsServer
 
 __all__ = ["API_KEY", "Outcomes", "Stack", "job_body", "new_run_id", "settle", "start_stack"]

@@ -17,9 +17,9 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from testkit.jobs import JOB_SUBJECT
 from tests.hostile.harness import Stack, job_body, new_run_id, settle, start_stack
 from tests.hostile.raw import header_block, raw_publish
+from worker.contract import JOB_SUBJECT
 
 pytestmark = pytest.mark.system
 

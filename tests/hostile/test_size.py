@@ -20,9 +20,8 @@ import pytest
 from nats.aio.client import Client
 
 from testkit import Step
-from testkit.jobs import JOB_SUBJECT
 from tests.hostile.harness import Stack, job_body, new_run_id, settle, start_stack
-from tests.reliability.ledger import DLQ_STREAM, RESULT_SUBJECT_PREFIX, RESULTS_STREAM
+from worker.contract import DLQ_STREAM, JOB_SUBJECT, RESULTS_STREAM, RESULTS_SUBJECT_PREFIX
 
 pytestmark = pytest.mark.system
 
@@ -47,7 +46,7 @@ async def nc(stack: Stack) -> AsyncIterator[Client]:
 
 
 async def _stored(nc: Client, run_id: str) -> dict[str, object]:
-    message = await nc.jetstream().get_last_msg(RESULTS_STREAM, RESULT_SUBJECT_PREFIX + run_id)
+    message = await nc.jetstream().get_last_msg(RESULTS_STREAM, RESULTS_SUBJECT_PREFIX + run_id)
     assert message.data is not None
     size = len(message.data) + sum(len(k) + len(v) + 4 for k, v in (message.headers or {}).items()) + 12
     assert size <= MAX_PAYLOAD

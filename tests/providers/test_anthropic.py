@@ -11,7 +11,7 @@ import pytest
 
 from testkit import FakeAnthropic, Step
 from tests.providers.support import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers import ProviderError
 from worker.providers.anthropic import AnthropicProvider
 from worker.providers.messages import MalformedAnswerError, reply_from_body

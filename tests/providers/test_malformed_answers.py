@@ -19,7 +19,7 @@ import pytest
 from catalog import Usage
 from testkit import FakeAnthropic, FakeConfig, FakeOllama, Step
 from tests.providers.support import API_KEY, REQUEST
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers import Provider, ProviderError, ProviderRequest
 from worker.providers.anthropic import AnthropicProvider
 from worker.providers.ollama import OllamaProvider

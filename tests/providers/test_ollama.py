@@ -10,7 +10,7 @@ import pytest
 from catalog import Usage
 from testkit import FakeOllama, Step
 from tests.providers.support import REQUEST, SYSTEM_PROMPT, USER_MESSAGE
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers import ProviderError
 from worker.providers.ollama import OllamaProvider, ollama_base_url, parse_chat_answer
 

@@ -18,7 +18,7 @@ import pytest
 from catalog import Usage
 from testkit import FakeOpenAI, Step
 from tests.providers.support import API_KEY, REQUEST, SYSTEM_PROMPT, USER_MESSAGE
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers import ProviderError, RetryPolicy, call_with_retry
 from worker.providers.openai import OpenAIProvider
 

@@ -12,7 +12,7 @@ import pytest
 from catalog import default_catalog
 from testkit import FakeAnthropic, FakeOllama, FakeOpenAI, FakeServer, Step
 from tests.providers.support import API_KEY, SYSTEM_PROMPT, USER_MESSAGE
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.job import Job, RunRef
 from worker.pipeline import Pipeline, Retry
 from worker.providers import Provider, RetryPolicy

@@ -9,7 +9,7 @@ import pytest
 
 from testkit import Step
 from tests.providers.support import REQUEST, Harness
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers import ProviderError, RetryPolicy, call_with_retry
 
 pytestmark = pytest.mark.nats

@@ -21,7 +21,7 @@ from nats.js.errors import NotFoundError
 from tests.record.catalogs import SONNET, changed_catalog
 from tests.record.cli import Cli
 from worker.commands.demo import SAMPLES
-from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
+from worker.contract import RESULTS_SUBJECT_PREFIX
 from worker.payloads import read_payloads
 
 pytestmark = pytest.mark.system

@@ -23,14 +23,8 @@ from nats.aio.client import Client
 from testkit import FakeAnthropic, FakeConfig
 from testkit.process import WorkerProcess
 from tests.record.cli import Cli
-from tests.worker.support import (
-    JOB_SUBJECT,
-    ResultWatch,
-    dead_letters,
-    job,
-    stored_count,
-    wait_until_acked,
-)
+from tests.worker.support import ResultWatch, dead_letters, job, stored_count, wait_until_acked
+from worker.contract import JOB_SUBJECT
 from worker.door import DeadLetter, Door
 from worker.embedded import NatsServer
 from worker.job import Job

@@ -19,11 +19,9 @@ import nats.js.errors
 import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from worker.contract import CONSUMER, DLQ_STREAM, JOBS_STREAM, RESULTS_STREAM, RESULTS_SUBJECT_PREFIX
+
 __all__ = [
-    "CONSUMER",
-    "DLQ_STREAM",
-    "JOBS_STREAM",
-    "RESULTS_STREAM",
     "DeadLetterRecord",
     "Figures",
     "Ledger",
@@ -34,11 +32,6 @@ __all__ = [
     "wait_until",
 ]
 
-JOBS_STREAM = "MASCHINA_JOBS"
-RESULTS_STREAM = "MASCHINA_RESULTS"
-DLQ_STREAM = "MASCHINA_DLQ"
-CONSUMER = "agent-worker"
-RESULT_SUBJECT_PREFIX = "maschina.results.agent.execute."
 
 T = TypeVar("T")
 
@@ -132,7 +125,7 @@ async def read_ledger(js: Any) -> Ledger:
     results, ledger.results_overwritten = await _read_stream(js, RESULTS_STREAM)
     for msg in results:
         body = orjson.loads(msg.data)
-        run_id = msg.subject.removeprefix(RESULT_SUBJECT_PREFIX)
+        run_id = msg.subject.removeprefix(RESULTS_SUBJECT_PREFIX)
         assert body["runId"] == run_id, f"result on {msg.subject} names run {body['runId']}"
         error = body.get("error") or {}
         ledger.results.setdefault(run_id, []).append(

@@ -15,8 +15,9 @@ import pytest
 from testkit.streams import create_streams
 from tests.reliability.cluster import NatsCluster
 from tests.reliability.harness import Fleet, Run, nats_client, volume
-from tests.reliability.ledger import JOBS_STREAM, RESULTS_STREAM, settle, stream_count, stream_info, wait_until
+from tests.reliability.ledger import settle, stream_count, stream_info, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
+from worker.contract import JOBS_STREAM, RESULTS_STREAM
 
 pytestmark = pytest.mark.system
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from tests.reliability.harness import SOAK, SOAK_FACTOR
 from tests.reliability.poison import SIGNING_KEY, sign
 from tests.reliability.traffic import envelope
+from worker.contract import DlqReason
 from worker.door import DeadLetter, Door, Rejected
-from worker.errors import DlqReason
 from worker.job import Job
 
 pytestmark = pytest.mark.system

@@ -8,8 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.reliability.harness import Fleet, Run, nats_client, volume
-from tests.reliability.ledger import CONSUMER, JOBS_STREAM, settle
+from tests.reliability.ledger import settle
 from tests.reliability.traffic import good_jobs, publish_jobs
+from worker.contract import CONSUMER, JOBS_STREAM
 from worker.embedded import NatsServer
 
 pytestmark = pytest.mark.system

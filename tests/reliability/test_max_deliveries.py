@@ -20,8 +20,9 @@ import pytest
 
 from testkit.process import FakeProcess
 from tests.reliability.harness import Fleet, Run, nats_client, volume
-from tests.reliability.ledger import JOBS_STREAM, settle, wait_until
+from tests.reliability.ledger import settle, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
+from worker.contract import JOBS_STREAM
 from worker.embedded import NatsServer
 
 pytestmark = pytest.mark.system

@@ -14,11 +14,11 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from testkit.jobs import JOB_SUBJECT
 from tests.reliability.harness import Fleet, Run, nats_client, volume
 from tests.reliability.ledger import Ledger, settle
 from tests.reliability.poison import SIGNING_KEY, Poison, fuzzed, hostile, sign
 from tests.reliability.traffic import Outgoing, envelope, publish_jobs
+from worker.contract import JOB_SUBJECT
 from worker.door import DeadLetter, Door, Rejected
 from worker.embedded import NatsServer
 

@@ -24,8 +24,9 @@ from nats.js.errors import NoKeysError
 from catalog.quota import MonthlyUsage
 from testkit.jobs import example_job
 from tests.reliability.harness import Fleet, Run, nats_client, volume
-from tests.reliability.ledger import RESULTS_STREAM, settle, stream_count, wait_until
+from tests.reliability.ledger import settle, stream_count, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
+from worker.contract import RESULTS_STREAM
 from worker.embedded import NatsServer
 
 pytestmark = pytest.mark.system

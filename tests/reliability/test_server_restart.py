@@ -9,8 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.reliability.harness import Fleet, Run, nats_client, volume
-from tests.reliability.ledger import RESULTS_STREAM, settle, stream_count, wait_until
+from tests.reliability.ledger import settle, stream_count, wait_until
 from tests.reliability.traffic import good_jobs, publish_jobs
+from worker.contract import RESULTS_STREAM
 from worker.embedded import NatsServer
 
 pytestmark = pytest.mark.system

@@ -17,7 +17,8 @@ import nats.errors
 import nats.js.errors
 import orjson
 
-from testkit.jobs import JOB_SUBJECT, example_envelope, example_job
+from testkit.jobs import example_envelope, example_job
+from worker.contract import JOB_SUBJECT
 
 __all__ = ["Outgoing", "PublishReport", "envelope", "good_jobs", "publish_jobs"]
 

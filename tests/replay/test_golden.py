@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from catalog import default_catalog
 from tests.replay.support import normalised, replay_cli
 from worker.commands.demo import SAMPLES
+from worker.contract import JOB_SUBJECT
 from worker.embedded import NatsServer
 from worker.payloads import Payload, read_payloads
 from worker.providers.recorded import packaged_recordings, recorded_providers
@@ -121,7 +122,7 @@ async def test_the_same_payloads_through_nats_and_the_worker_give_the_golden_res
     await client.subscribe("maschina.results.agent.execute.>", cb=on_result)
     await client.subscribe("maschina.dlq.agent.execute", cb=on_dead_letter)
     js = client.jetstream()
-    seqs = [(await js.publish("maschina.jobs.agent.agent.execute", payload.body)).seq for payload in sent]
+    seqs = [(await js.publish(JOB_SUBJECT, payload.body)).seq for payload in sent]
     await asyncio.wait_for(all_in.wait(), 30)
 
     expected = golden()

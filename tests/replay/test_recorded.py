@@ -9,7 +9,7 @@ import pytest
 
 from catalog import Usage, default_catalog
 from tests.replay.support import anthropic_default
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers.base import ProviderError, ProviderRequest
 from worker.providers.exchange import (
     RecordedFailure,

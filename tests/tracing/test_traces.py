@@ -17,8 +17,9 @@ from nats.aio.client import Client
 from testkit import FakeAnthropic, FakeConfig, Step
 from testkit.process import WorkerProcess
 from tests.tracing.otlp import ExportedSpan, OtlpReceiver, SpanKind
-from tests.worker.support import JOB_SUBJECT, Listener, ResultWatch, job, publish_job, worker_settings
+from tests.worker.support import Listener, ResultWatch, job, publish_job, worker_settings
 from tests.worker.test_max_deliveries import exhaust_with_no_worker
+from worker.contract import JOB_SUBJECT
 from worker.embedded import NatsServer
 from worker.jetstream.results import result_subject
 

@@ -13,7 +13,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from testkit.jobs import JOB_SUBJECT, example_envelope, example_job
+from testkit.jobs import example_envelope, example_job
+from worker.contract import JOB_SUBJECT
 from worker.embedded import NatsServer
 from worker.jetstream.results import result_subject
 from worker.providers.retry import RetryPolicy
@@ -22,7 +23,6 @@ from worker.settings import Settings
 
 __all__ = [
     "FAST_RETRY",
-    "JOB_SUBJECT",
     "Listener",
     "ResultWatch",
     "StartWorker",

@@ -15,7 +15,6 @@ from nats.aio.client import Client
 from catalog import default_catalog
 from tests.worker.fakes import FakeProvider
 from tests.worker.support import (
-    JOB_SUBJECT,
     Listener,
     ResultWatch,
     StartWorker,
@@ -26,9 +25,9 @@ from tests.worker.support import (
     wait_until_acked,
     worker_settings,
 )
+from worker.contract import JOB_SUBJECT, ErrorCode
 from worker.door import Door, Rejected
 from worker.embedded import NatsServer
-from worker.errors import ErrorCode
 from worker.jetstream.results import ResultStore
 from worker.jetstream.topology import ensure_topology
 from worker.job import Job

@@ -9,8 +9,8 @@ from nats.aio.client import Client
 from tests.worker.fakes import FakeProvider
 from tests.worker.support import Listener, job, publish_job, worker_settings
 from worker.cli import main
+from worker.contract import ErrorCode
 from worker.embedded import NatsServer
-from worker.errors import ErrorCode
 from worker.providers.base import ProviderError
 from worker.providers.retry import RetryPolicy
 from worker.service import Worker

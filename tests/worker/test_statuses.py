@@ -13,7 +13,7 @@ from catalog import Usage
 from tests.contract import BILLING_FIELDS, RESULT_FIELDS, USAGE_FIELDS
 from tests.worker.fakes import FakeProvider
 from tests.worker.support import Listener, ResultWatch, StartWorker, job, publish_job, stored_count
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers.base import ProviderError
 
 pytestmark = pytest.mark.nats

@@ -39,6 +39,14 @@ from nats.aio.msg import Msg
 
 from catalog import default_catalog
 from catalog.quota import MonthlyUsage, usage_key, usage_month
+from worker.contract import (
+    DLQ_REASON_HEADER,
+    DLQ_STREAM,
+    DLQ_STREAM_SEQ_HEADER,
+    DLQ_SUBJECT,
+    JOB_SUBJECT,
+    RESULTS_SUBJECT_PREFIX,
+)
 from worker.door import DeadLetter, Door
 from worker.embedded import NatsServer, NatsServerNotFoundError
 from worker.logging import configure_logging
@@ -55,9 +63,6 @@ from worker.settings import Settings, SettingsError
 __all__ = ["SAMPLES", "add_arguments", "run"]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "demo.jsonl"
-JOBS_SUBJECT = "maschina.jobs.agent.agent.execute"
-RESULTS_SUBJECTS = "maschina.results.agent.execute.>"
-DLQ_SUBJECT = "maschina.dlq.agent.execute"
 WORKER_ID = "demo-worker"
 # The sample user near its quota (worker/samples/demo.jsonl): 2,000 tokens left of m1's 500,000, room for the
 # most possible bill of one of its two runs (1,111) and not of the other (4,190).
@@ -176,14 +181,14 @@ async def _demo(
         await worker.start()
         print(await _near_quota(nc, settings))
         seqs = await _publish(nc, payloads)
-        print(f"published {len(payloads)} jobs from {args.jobs} to {JOBS_SUBJECT}")
+        print(f"published {len(payloads)} jobs from {args.jobs} to {JOB_SUBJECT}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(collected.all_in.wait(), args.timeout)
         await nc.flush()
         rows = _rows(payloads, seqs, collected)
         print(
             f"{len(collected.results)} results stored in {settings.results_stream}, "
-            f"{len(collected.dead)} dead-lettered to MASCHINA_DLQ, {collected.replies} copies sent to replyTo inboxes\n"
+            f"{len(collected.dead)} dead-lettered to {DLQ_STREAM}, {collected.replies} copies sent to replyTo inboxes\n"
         )
         print(results_table(rows))
         print()
@@ -231,14 +236,14 @@ async def _subscribe(nc: Client, payloads: list[Payload], door: Door) -> _Collec
 
     async def on_dead_letter(msg: Msg) -> None:
         headers = msg.headers or {}
-        collected.dead[int(headers.get("Maschina-Stream-Seq", "0"))] = headers.get("Maschina-Dlq-Reason", "?")
+        collected.dead[int(headers.get(DLQ_STREAM_SEQ_HEADER, "0"))] = headers.get(DLQ_REASON_HEADER, "?")
         collected.check()
 
     async def on_reply(_msg: Msg) -> None:
         collected.replies += 1
         collected.check()
 
-    await nc.subscribe(RESULTS_SUBJECTS, cb=on_result)
+    await nc.subscribe(RESULTS_SUBJECT_PREFIX + ">", cb=on_result)
     await nc.subscribe(DLQ_SUBJECT, cb=on_dead_letter)
     for inbox in set(inboxes):
         await nc.subscribe(inbox, cb=on_reply)
@@ -249,7 +254,7 @@ async def _subscribe(nc: Client, payloads: list[Payload], door: Door) -> _Collec
 async def _publish(nc: Client, payloads: list[Payload]) -> list[int]:
     """Publish each body as the API does (JetStream, body unchanged); returns each job's stream sequence."""
     js = nc.jetstream()
-    return [(await js.publish(JOBS_SUBJECT, payload.body)).seq for payload in payloads]
+    return [(await js.publish(JOB_SUBJECT, payload.body)).seq for payload in payloads]
 
 
 async def _publish_again(nc: Client, payloads: list[Payload], every: float) -> None:

@@ -5,7 +5,7 @@ published to them while it runs is copied, and nothing is consumed. The jobs str
 and its work-queue retention are not touched, nothing is acked, and the workers see every job as
 before. Jobs already waiting in the stream when recording starts are not captured.
 
-Each message becomes one JSON line (`worker.recorded_jobs`): subject, time received, NATS headers
+Each message becomes one JSON line: subject, time received, NATS headers
 (the signature included, so a signed replay verifies) and the body, as text when it is UTF-8 and as
 base64 otherwise, byte for byte either way. Each line is written whole and flushed before the next, so
 the file is complete whenever recording ends: after --count messages, after --duration seconds, or on
@@ -13,7 +13,7 @@ Ctrl-C or SIGTERM (the messages already received are written first). Exit status
 
 --redact replaces the system prompt and the user message with placeholder text of the same length
 in characters and UTF-8 bytes (size limits and quota reservations replay the same) and drops the
-signature header (it signed the original body): see `worker.redact`.
+signature header (it signed the original body).
 
 Progress goes to stderr: a line when recording starts and one when it ends, and a live count on a
 terminal. Connection settings are the worker's (NATS_URL, NATS_CREDS, ...).

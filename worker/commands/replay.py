@@ -1,7 +1,7 @@
 """`agent-worker replay FILE...`: recorded job payloads through the worker's own door, gate, routing and billing.
 
 Input: JSON (one job body, or an array of them) or JSONL files of seed-format envelopes or bare jobs,
-or of recorded messages written by `agent-worker record` (`worker.payloads`). Each job runs once
+or of recorded messages written by `agent-worker record`. Each job runs once
 through `Door.open` and `Pipeline.run`, the code the worker runs, as a last delivery (a retryable
 provider error ends `failed`, as on the worker's last delivery). Rule 3 (a stored result) does not
 apply: replay stores nothing, so a repeated `runId` runs again. With WORKER_SIGNING_KEY set,

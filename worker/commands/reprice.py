@@ -6,7 +6,7 @@ durable consumer, never a write to a stream. The read ends at the last result st
 --to), so results stored meanwhile are left out.
 
 Each run is gated again with its tier and requested model and its recorded usage billed with the new
-multiplier (`worker.reprice`): a run the new catalog refuses bills 0, a run refused before and allowed
+multiplier: a run the new catalog refuses bills 0, a run refused before and allowed
 now is counted as "newly allowed" (its usage is unknown, so it is not priced). Output: billed tokens
 before (as stored), after and the difference, per tier and model (or --by tier, --by model) with totals;
 --json writes the same as one JSON object. A progress bar is drawn on a terminal.
@@ -34,8 +34,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from catalog import CatalogError, load_catalog
+from worker.contract import RESULTS_SUBJECT_PREFIX
 from worker.jetstream.connection import connect
-from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
 from worker.logging import configure_logging
 from worker.metrics import Metrics
 from worker.progress import Progress

@@ -29,8 +29,8 @@ from nats.js.api import ConsumerConfig, RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
 from worker import tracing
+from worker.contract import DlqReason
 from worker.door import DeadLetter
-from worker.errors import DlqReason
 from worker.jetstream.handling import JobHandling
 from worker.jetstream.persist import through_outages
 from worker.jetstream.pull import Puller

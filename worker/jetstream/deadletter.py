@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from nats.aio.client import Client
 
-from worker.errors import DlqReason
+from worker.contract import (
+    DLQ_DETAIL_HEADER,
+    DLQ_ORIGINAL_SUBJECT_HEADER,
+    DLQ_REASON_HEADER,
+    DLQ_STREAM,
+    DLQ_STREAM_SEQ_HEADER,
+    DLQ_SUBJECT,
+    DLQ_TRUNCATED_HEADER,
+    MSG_ID_HEADER,
+    DlqReason,
+)
 from worker.jetstream.inbox import Inbox
 from worker.jetstream.publish import StreamPublisher
-from worker.jetstream.topology import DLQ_STREAM, DLQ_SUBJECT
 
-__all__ = ["TRUNCATED_HEADER", "DeadLetters"]
+__all__ = ["DeadLetters"]
 
-TRUNCATED_HEADER = "Maschina-Dlq-Truncated"
 # The detail is one sentence; a job subject is one of the consumer's filter subjects. Bounds all the same:
 # nothing taken from a job or a subject may grow a header past them.
 _DETAIL_CHARS = 512
@@ -31,16 +39,16 @@ class DeadLetters:
         """Store the job in the dead-letter stream; the caller then terminates or deletes the original."""
         subject = _one_line(subject, _SUBJECT_CHARS)
         headers = {
-            "Maschina-Dlq-Reason": reason.value,
+            DLQ_REASON_HEADER: reason.value,
             # Header values are one line; a detail quoting the body must not break the header block.
-            "Maschina-Dlq-Detail": _one_line(detail, _DETAIL_CHARS),
-            "Maschina-Original-Subject": subject,
-            "Maschina-Stream-Seq": str(stream_seq),
+            DLQ_DETAIL_HEADER: _one_line(detail, _DETAIL_CHARS),
+            DLQ_ORIGINAL_SUBJECT_HEADER: subject,
+            DLQ_STREAM_SEQ_HEADER: str(stream_seq),
             # A retried publish whose first try did land is then not stored twice.
-            "Nats-Msg-Id": f"{subject}:{stream_seq}",
+            MSG_ID_HEADER: f"{subject}:{stream_seq}",
         }
         if len(body) > self._publisher.room(stream=DLQ_STREAM, headers=headers):
-            headers[TRUNCATED_HEADER] = str(len(body))
+            headers[DLQ_TRUNCATED_HEADER] = str(len(body))
             body = body[: max(0, self._publisher.room(stream=DLQ_STREAM, headers=headers))]
         await self._publisher.publish(DLQ_SUBJECT, body, stream=DLQ_STREAM, headers=headers)
 

@@ -14,10 +14,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
+from worker.contract import EXPECTED_LAST_SUBJECT_SEQUENCE_HEADER, MSG_ID_HEADER, RESULTS_SUBJECT_PREFIX
 from worker.jetstream.inbox import Inbox
 from worker.jetstream.lastget import LastGets
 from worker.jetstream.publish import StreamPublisher
-from worker.jetstream.topology import RESULTS_SUBJECT_PREFIX
 from worker.result import RunResult
 
 __all__ = ["ResultStore", "Stored", "result_subject"]
@@ -62,8 +62,8 @@ class ResultStore:
         body = result.to_json()
         headers = {
             **(headers or {}),
-            "Nats-Msg-Id": result.run_id,
-            "Nats-Expected-Last-Subject-Sequence": "0",
+            MSG_ID_HEADER: result.run_id,
+            EXPECTED_LAST_SUBJECT_SEQUENCE_HEADER: "0",
         }
         try:
             duplicate = await self._publisher.publish(

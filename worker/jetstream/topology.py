@@ -27,12 +27,10 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
+from worker.contract import DLQ_STREAM, DLQ_SUBJECT, JOBS_STREAM_SUBJECTS, RESULTS_STREAM_SUBJECTS
 from worker.settings import Settings
 
 __all__ = [
-    "DLQ_STREAM",
-    "DLQ_SUBJECT",
-    "RESULTS_SUBJECT_PREFIX",
     "Topology",
     "advisory_consumer_config",
     "consumer_config",
@@ -43,9 +41,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-RESULTS_SUBJECT_PREFIX = "maschina.results.agent.execute."
-DLQ_STREAM = "MASCHINA_DLQ"
-DLQ_SUBJECT = "maschina.dlq.agent.execute"
 # How long the jobs stream drops a re-publish with the same Nats-Msg-Id (the run id): the server's own default,
 # stated so that an API's publish retry is known to be covered and an existing stream with less is reported.
 # A re-publish after it is harmless: the worker answers it from the stored result.
@@ -85,14 +80,14 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
     return [
         StreamConfig(
             name=settings.jobs_stream,
-            subjects=["maschina.jobs.>"],
+            subjects=[JOBS_STREAM_SUBJECTS],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=_JOBS_DUPLICATE_WINDOW_SECS,
         ),
         StreamConfig(
             name=settings.results_stream,
-            subjects=["maschina.results.>"],
+            subjects=[RESULTS_STREAM_SUBJECTS],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             duplicate_window=_DUPLICATE_WINDOW_SECS,

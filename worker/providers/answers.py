@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 import orjson
 
 from catalog import Usage
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers.base import ProviderError, ProviderReply
 from worker.providers.redaction import provider_message
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from catalog import Usage
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 
 __all__ = ["Provider", "ProviderError", "ProviderReply", "ProviderRequest", "model_name"]
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers.base import ProviderError
 from worker.providers.redaction import provider_message
 

@@ -44,8 +44,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from catalog import Usage
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode, usage_from_wire, usage_to_wire
 from worker.providers.base import ProviderError, ProviderRequest
 
 __all__ = [
@@ -97,7 +96,7 @@ class RecordedFailure(_Wire):
     usage: _RecordedUsage | None = None
 
     def to_error(self) -> ProviderError:
-        usage = Usage(**self.usage.model_dump()) if self.usage is not None else None
+        usage = None if self.usage is None else usage_from_wire(self.usage.model_dump(by_alias=True))
         return ProviderError(
             self.code, self.message, retryable=self.retryable, retry_after=self.retry_after, usage=usage
         )
@@ -110,17 +109,8 @@ class RecordedFailure(_Wire):
             message=error.message,
             retryable=error.retryable,
             retry_after=error.retry_after,
-            usage=None if usage is None else _RecordedUsage(**_usage_fields(usage)),
+            usage=None if usage is None else _RecordedUsage.model_validate(usage_to_wire(usage)),
         )
-
-
-def _usage_fields(usage: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-        "cache_read_input_tokens": usage.cache_read_input_tokens,
-    }
 
 
 class Recording(_Wire):

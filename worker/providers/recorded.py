@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from catalog import PROVIDERS
-from worker.errors import ErrorCode
+from worker.contract import ErrorCode
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
 from worker.providers.completions import FINISH_REASONS, reply_from_completion
 from worker.providers.exchange import (
