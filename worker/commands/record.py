@@ -36,9 +36,8 @@ from typing import BinaryIO
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from worker.jetstream.connection import connect
+from worker.commands._nats import connect_or_give_up
 from worker.logging import configure_logging
-from worker.metrics import Metrics
 from worker.progress import Progress
 from worker.recorded_jobs import RecordedMessage, encode_recorded
 from worker.redact import redact_body, redact_headers
@@ -99,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:  # the server is unreachable, or the file cannot be written
             print(f"agent-worker record: {exc}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:  # before the subscription was up: nothing recorded
+            print("agent-worker record: interrupted before recording started", file=sys.stderr)
+            return 130
     return 0
 
 
@@ -131,11 +133,12 @@ class Recorder:
 
 
 async def _record(settings: Settings, subjects: list[str], recorder: Recorder, args: argparse.Namespace) -> None:
+    # Until connected, Ctrl-C and SIGTERM end the process as usual: nothing has been written yet.
+    nc = await connect_or_give_up(settings, name="agent-worker-record")
     loop = asyncio.get_running_loop()
-    # A signal ends the wait like --count does; the messages already received are still written (drain).
+    # From here a signal ends the wait like --count does; the messages already received are still written (drain).
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, recorder.done.set)
-    nc = await connect(settings, name="agent-worker-record", metrics=Metrics())
     started = time.monotonic()
     try:
         for subject in subjects:

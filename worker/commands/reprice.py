@@ -34,10 +34,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from catalog import CatalogError, load_catalog
+from worker.commands._nats import connect_or_give_up
 from worker.contract import RESULTS_SUBJECT_PREFIX
-from worker.jetstream.connection import connect
 from worker.logging import configure_logging
-from worker.metrics import Metrics
 from worker.progress import Progress
 from worker.reprice import Repricer
 from worker.settings import Settings, SettingsError
@@ -107,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         read = asyncio.run(read_results(settings, ReadRange(start, args.end), repricer.add))
     except (OSError, TimeoutError, NotFoundError) as exc:
-        print(f"agent-worker reprice: cannot read {settings.results_stream}: {exc!r}", file=sys.stderr)
+        print(f"agent-worker reprice: cannot read {settings.results_stream}: {str(exc) or repr(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("agent-worker reprice: interrupted", file=sys.stderr)
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def read_results(settings: Settings, window: ReadRange, add: Callable[[bytes], None]) -> int:
     """Hand every stored result in `window` to `add`, in stream order; returns how many were read."""
-    nc = await connect(settings, name="agent-worker-reprice", metrics=Metrics())
+    nc = await connect_or_give_up(settings, name="agent-worker-reprice")
     try:
         js = nc.jetstream()
         stream = settings.results_stream
