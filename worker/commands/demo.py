@@ -13,7 +13,7 @@ is refused with `quota_exceeded`.
 The nats-server and its temporary store are removed on every exit path: success, failure, Ctrl-C
 or SIGTERM. `--keep-running` leaves both up after the table, until Ctrl-C, to poke at with the
 `nats` CLI or to record from (`--publish-every SECS` publishes the jobs again meanwhile, as new
-runs). `--live` answers from the real providers configured by the environment instead.
+runs of new users). `--live` answers from the real providers configured by the environment instead.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--publish-every",
         type=float,
         metavar="SECS",
-        help="with --keep-running: publish the jobs again every SECS seconds, as new runs (live traffic to record)",
+        help="with --keep-running: publish the jobs again every SECS seconds as new runs (traffic to record)",
     )
 
 
@@ -258,7 +258,11 @@ async def _publish(nc: Client, payloads: list[Payload]) -> list[int]:
 
 
 async def _publish_again(nc: Client, payloads: list[Payload], every: float) -> None:
-    """Every `every` seconds, the same jobs as new runs (`-r<round>` added to each runId and envelope id)."""
+    """Every `every` seconds, the same jobs as new runs of new users (`-r<round>` on runId, envelope id, userId).
+
+    New users, so that each round starts every user's monthly quota afresh: a quota decision then depends on
+    the round's jobs alone, and a recording of a round replays with the bills the worker stored.
+    """
     for round_ in itertools.count(1):
         await asyncio.sleep(every)
         await _publish(nc, [Payload(_as_new_run(p.body, f"r{round_}"), p.source) for p in payloads])
@@ -266,7 +270,7 @@ async def _publish_again(nc: Client, payloads: list[Payload], every: float) -> N
 
 
 def _as_new_run(body: bytes, suffix: str) -> bytes:
-    """The body with `-<suffix>` added to its runId (and envelope id); a body without a usable runId as it is."""
+    """The body with `-<suffix>` added to its runId, envelope id and userId; without a usable runId, as it is."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -278,6 +282,8 @@ def _as_new_run(body: bytes, suffix: str) -> bytes:
     if not isinstance(job.get("runId"), str):
         return body
     job["runId"] = f"{job['runId']}-{suffix}"
+    if isinstance(job.get("userId"), str):
+        job["userId"] = f"{job['userId']}-{suffix}"
     if job is not document and isinstance(document.get("id"), str):
         document["id"] = f"{document['id']}-{suffix}"
     return orjson.dumps(document)
