@@ -1,4 +1,4 @@
-"""Billing: raw provider tokens times the model's multiplier, in exact decimals (contract section 5)."""
+"""Billing: raw provider tokens times the model's multiplier, in exact decimals (docs/contract.md §5)."""
 
 from __future__ import annotations
 

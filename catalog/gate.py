@@ -1,4 +1,4 @@
-"""The gate: may this tier run this model? (contract section 3)."""
+"""The gate: may this tier run this model? (docs/contract.md §3)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,10 @@ class TierSpec:
     rank: int
     default_model: str
     monthly_quota: int | None = None
-    """Billed tokens a user of this tier may spend in a calendar month (UTC); None is unlimited (contract 9)."""
+    """Billed tokens a user of this tier may spend in a calendar month (UTC); None is unlimited.
+
+    docs/contract.md §9.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Monthly quotas (contract section 9): the most possible bill, the refusal rule, the usage key and its value.
+"""Monthly quotas (docs/contract.md §9): the most possible bill, the refusal rule, the usage key and its value.
 
 Pure: the worker's usage stores (the JetStream key-value bucket, and the in-memory one of `replay` and
 `demo`) read a value, ask these functions what the new value is, and write it back with a compare-and-set.

@@ -1,4 +1,4 @@
-"""How a message or a log line quotes a value taken from a job (contract section 6): at most 64 of its characters.
+"""How a message or a log line quotes a value taken from a job (docs/contract.md §6): at most 64 of its characters.
 
 A job's strings may be half a megabyte long; quoting one whole would make every message, log line and
 result that names it as big, so a value is quoted by its head, with its length said when it was cut.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = ["MAX_QUOTE_CHARS", "clipped", "quote"]
 
-#: Contract 6: an error message quotes at most 64 characters of any value taken from the job.
+#: docs/contract.md §6: an error message quotes at most 64 characters of any value taken from the job.
 MAX_QUOTE_CHARS = 64
 
 

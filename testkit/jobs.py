@@ -1,4 +1,4 @@
-"""Job bodies as the API publishes them (contract §2): the contract's example job, varied rather than rewritten.
+"""Job bodies as the API publishes them (docs/contract.md §2): the contract's example job, varied rather than rewritten.
 
 `example_job()` / `example_envelope()` build from keyword fields; `job_data()` / `envelope()` apply a dict of
 changes in which `MISSING` removes a field (the door's tests); `encode()` writes bytes as a publisher would.

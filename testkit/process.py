@@ -288,7 +288,8 @@ class ChildProcess:
 
 
 class WorkerProcess(ChildProcess):
-    """One `agent-worker run` replica with JSON logs, configured only through its environment (contract §1, §7, §8).
+    """One `agent-worker run` replica with JSON logs, configured only by its environment
+    (docs/contract.md §1, §7, §8).
 
     Its HTTP port is a free one rather than 0, so `/readyz` tells when it is connected and bound to the consumer.
     """

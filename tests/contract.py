@@ -23,7 +23,7 @@ JOB_FIELDS: Final = frozenset(
         "maxTokens",
     }
 )
-"""The keys of a job's `data` (section 2)."""
+"""The keys of a job's `data` (docs/contract.md §2)."""
 
 RESULT_FIELDS: Final = frozenset(
     {
@@ -50,7 +50,7 @@ RESULT_FIELDS: Final = frozenset(
         "durationMs",
     }
 )
-"""The keys of a result message, every one always written (section 6)."""
+"""The keys of a result message, every one always written (docs/contract.md §6)."""
 
 USAGE_FIELDS: Final = frozenset({"inputTokens", "outputTokens", "cacheCreationInputTokens", "cacheReadInputTokens"})
 """The keys of a result's `usage`."""

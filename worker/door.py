@@ -1,4 +1,4 @@
-"""The single door: raw job bytes and headers in, a job or a verdict out (contract section 2, rules 1, 2 and 4).
+"""The single door: raw job bytes and headers in, a job or a verdict out (docs/contract.md §2, rules 1, 2 and 4).
 
 Rule 3 (a result already stored for the run) needs the results stream, so the consumer applies it
 between `Door.open` and the pipeline; the door itself is pure and synchronous.
@@ -11,7 +11,7 @@ payload's big integers reach the model as written). Rendering an `inputPayload` 
 beyond 254 levels of nesting, which is `invalid_job`.
 
 Nothing taken from the job is quoted in a message beyond 64 characters (`catalog.quote`), and the result
-echoes a job's strings only up to 256 characters (contract 6).
+echoes a job's strings only up to 256 characters (docs/contract.md §6).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Door:
     ) -> None:
         self._signing_key = signing_key
         self._reply_prefixes = reply_prefixes
-        # With quotas on, userId is a token of the usage bucket's keys (contract 9), so it is held to that form.
+        # With quotas on, userId is a token of the usage bucket's keys (docs/contract.md §9): held to that form.
         self._quotas = quotas
 
     def open(self, body: bytes, headers: Mapping[str, str] | None = None) -> Verdict:
@@ -195,7 +195,7 @@ def _signature_fault(key: bytes, body: bytes, headers: Mapping[str, str] | None)
 
 
 def _user_message(payload: dict[str, Any]) -> str | None:
-    """The text sent to the model (contract 2, rule 4), or None when it is too deeply nested to render."""
+    """The text sent to the model (docs/contract.md §2, rule 4), or None when it is too deeply nested to render."""
     value: Any = payload
     if "message" in payload:
         value = payload["message"]
@@ -252,7 +252,7 @@ def _read_again(body: bytes) -> dict[str, Any] | None:
 
 
 def _job_of(parsed: dict[str, Any]) -> dict[str, Any]:
-    """An envelope's `data` when it is an object, else the body itself is the job (contract 2, rule 2)."""
+    """An envelope's `data` when it is an object, else the body itself is the job (docs/contract.md §2, rule 2)."""
     data = parsed.get("data")
     return data if isinstance(data, dict) else parsed
 
@@ -272,7 +272,7 @@ def _may_hold_big_integers(job: dict[str, Any], body: bytes) -> bool:
 
 
 def _echo(value: object) -> str | None:
-    """A job's string as its result echoes it: only a string of at most 256 characters (contract 6)."""
+    """A job's string as its result echoes it: only a string of at most 256 characters (docs/contract.md §6)."""
     return value if isinstance(value, str) and len(value) <= MAX_ECHO_CHARS else None
 
 

@@ -1,4 +1,4 @@
-"""JSON integers of any size, read and written exactly (contract section 2), without slowing the common job.
+"""JSON integers of any size, read and written exactly (docs/contract.md §2), without slowing the common job.
 
 orjson reads every job (it is several times faster, and refuses what the contract calls not JSON), but it
 reads an integer beyond 64 bits as a float (`100000000000000000000` becomes `1e+20`), refuses one beyond a

@@ -1,4 +1,4 @@
-"""`/metrics`, `/healthz` and `/readyz` on `WORKER_HTTP_PORT` (contract section 8)."""
+"""`/metrics`, `/healthz` and `/readyz` on `WORKER_HTTP_PORT` (docs/contract.md §8)."""
 
 from __future__ import annotations
 

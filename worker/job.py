@@ -1,4 +1,4 @@
-"""A job as the pipeline sees it, after the door has read and validated it (contract section 2)."""
+"""A job as the pipeline sees it, after the door has read and validated it (docs/contract.md §2)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class RunRef:
 
     Each field is `None` when the job did not carry a usable value: `agent_id`, `user_id`, `tier`
     are the job's when they are strings; `requested_model` when it is a non-empty string;
-    `reply_to` only when it is a valid reply subject (contract 2, rule 4).
+    `reply_to` only when it is a valid reply subject (docs/contract.md §2, rule 4).
     """
 
     run_id: str
@@ -27,7 +27,8 @@ class RunRef:
     reply_to: str | None
 
     def log_fields(self) -> dict[str, str | None]:
-        """The fields every log line of the run carries; the job's own strings cut to 64 characters (contract 6).
+        """The fields every log line of the run carries; the job's own strings cut to 64 characters
+        (docs/contract.md §6).
 
         The run id is whole: the door holds it to 128 characters of a subject token, and it is the key to the run.
         """

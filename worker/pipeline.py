@@ -65,7 +65,7 @@ class Pipeline:
         self.retry = retry or RetryPolicy()
         self._clock = clock
         self.quotas = quotas
-        """Monthly quotas (contract 9); None when they are off."""
+        """Monthly quotas (docs/contract.md §9); None when they are off."""
 
     async def run(
         self, verdict: Job | Rejected, *, attempt: int = 1, final: bool = True, published: datetime | None = None
@@ -84,7 +84,7 @@ class Pipeline:
         return self._result(verdict.ref, outcome, attempt, started)
 
     def undeliverable(self, ref: RunRef, *, attempt: int) -> RunResult:
-        """The result of a job that ran out of deliveries without one (contract section 7)."""
+        """The result of a job that ran out of deliveries without one (docs/contract.md §7)."""
         error = ResultError(
             code=ErrorCode.MAX_DELIVERIES_EXCEEDED,
             message=f"The job was delivered {attempt} times without producing a result.",

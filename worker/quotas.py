@@ -1,4 +1,4 @@
-"""Monthly quotas in the worker (contract section 9): reserve before the provider, settle once the result is stored.
+"""Monthly quotas in the worker (docs/contract.md §9): reserve before the provider, settle once the result is stored.
 
 The rules are `catalog.quota`'s; this module applies them to a `UsageStore`, which holds one value per
 `<userId>.<YYYY-MM>` key and changes it only by compare-and-set on the key's revision. The worker's store

@@ -2,7 +2,7 @@
 
 The worker reads three sizes off a job's text: the user message's length in characters (the
 `input_too_large` limit), and the UTF-8 byte length of the system prompt plus the user message (the
-quota reservation, contract section 9). A placeholder therefore replaces each character with one of
+quota reservation, docs/contract.md §9). A placeholder therefore replaces each character with one of
 the same UTF-8 width: ASCII becomes the letters of "redacted ", two-byte characters `é`, three-byte `…`,
 four-byte `𝐱`. None of these needs escaping in JSON.
 

@@ -1,4 +1,4 @@
-"""The result message (contract section 6): the run's one billing record, in its exact camelCase shape."""
+"""The result message (docs/contract.md §6): the run's one billing record, in its exact camelCase shape."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ Status = Literal["completed", "rejected", "failed", "timed_out"]
 
 
 class _Wire(BaseModel):
-    # Every field is always written (contract 6), so the schema marks fields with defaults required too.
+    # Every field is always written (docs/contract.md §6), so the schema marks fields with defaults required too.
     model_config = ConfigDict(
         frozen=True, populate_by_name=True, extra="forbid", json_schema_serialization_defaults_required=True
     )
@@ -142,7 +142,7 @@ class RunResult(_Wire):
             return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
     def too_large(self, size: int, limit: int) -> RunResult:
-        """The run's record when this result cannot be stored (contract section 6, `result_too_large`).
+        """The run's record when this result cannot be stored (docs/contract.md §6, `result_too_large`).
 
         Usage and billing stay as they are: the provider's tokens were spent. Not retryable: running the
         job again would only produce another result of the same size.

@@ -1,4 +1,4 @@
-"""The worker's one settings object, read from the environment names of contract sections 1, 4, 7 and 8."""
+"""The worker's one settings object, read from the environment names of docs/contract.md §1, §4, §7, §8."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class Settings(BaseModel):
     shutdown_grace_secs: float = _env(
         "WORKER_SHUTDOWN_GRACE_SECS", "on SIGTERM, how long in-flight jobs may finish", 25.0, ge=0
     )
-    # Contract section 7: backoff inside one delivery, then a nak whose delay grows with the delivery count.
+    # docs/contract.md §7: backoff inside one delivery, then a nak whose delay grows with the delivery count.
     # Infinity is refused: an infinite wait is a stuck job, not a policy.
     retry_base_secs: float = _env(
         "WORKER_RETRY_BASE_SECS",
@@ -126,7 +126,7 @@ class Settings(BaseModel):
     )
 
     quotas: Literal["on", "off"] = _env(
-        "WORKER_QUOTAS", "on enforces each tier's monthly quota of billed tokens per user (contract 9)", "off"
+        "WORKER_QUOTAS", "on enforces each tier's monthly quota of billed tokens per user (docs/contract.md §9)", "off"
     )
     usage_bucket: str = _env(
         "WORKER_USAGE_BUCKET",
@@ -177,7 +177,7 @@ class Settings(BaseModel):
         return self.quotas == "on"
 
     def retry_policy(self) -> RetryPolicy:
-        """The provider retry policy these settings describe (contract section 7)."""
+        """The provider retry policy these settings describe (docs/contract.md §7)."""
         return RetryPolicy(
             base=self.retry_base_secs,
             cap=self.retry_cap_secs,

@@ -1,4 +1,4 @@
-"""OpenTelemetry traces of each job (contract section 10): the API's trace continued to the model call and back.
+"""OpenTelemetry traces of each job (docs/contract.md §10): the API's trace continued to the model call and back.
 
 Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set. Off, nothing of the
 SDK is imported or built (no tracer provider, no span processor, no exporter thread) and every call site is
@@ -16,7 +16,7 @@ exporter endpoint, headers, timeout, compression) and:
 
 The tracer provider is this module's own, not OpenTelemetry's global one: a library that creates spans through
 the global API (the anthropic SDK does, per API call) makes none that would duplicate ours. Attributes carry ids,
-names, codes and counts only, never a prompt, a message, an answer or a key (contract section 11).
+names, codes and counts only, never a prompt, a message, an answer or a key (docs/contract.md §11).
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
             carrier[TRACESTATE_HEADER] = headers[TRACESTATE_HEADER]
         return _propagator.extract(carrier)
     except Exception:
-        return None  # a header this odd is ignored like a malformed one (contract section 10)
+        return None  # a header this odd is ignored like a malformed one (docs/contract.md §10)
 
 
 def job_read(ref: RunRef) -> None:

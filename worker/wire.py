@@ -1,4 +1,4 @@
-"""The job as the API publishes it (contract section 2): the envelope and its `data`, in camelCase.
+"""The job as the API publishes it (docs/contract.md §2): the envelope and its `data`, in camelCase.
 
 `JobData` is what the door validates every job's data against (strict JSON types: `300.0`, `true`
 and `"300"` are not integers). The envelope models describe the published shape for the JSON Schema;
@@ -36,7 +36,8 @@ MAX_MESSAGE_CHARS = 100_000
 MAX_REPLY_TO_CHARS = 256
 #: `agentId`, `userId`, `tier` and `model` are at most this many characters (Unicode code points).
 MAX_FIELD_CHARS = 256
-#: A result echoes `jobId`, `agentId`, `userId`, `tier` and `requestedModel` only when at most this long (contract 6).
+#: A result echoes `jobId`, `agentId`, `userId`, `tier` and `requestedModel` only when at most this long
+#: (docs/contract.md §6).
 MAX_ECHO_CHARS = 256
 
 _RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"

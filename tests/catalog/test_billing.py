@@ -1,4 +1,4 @@
-"""Billing (contract section 5): raw tokens × multiplier, each component rounded up, exact decimals."""
+"""Billing (docs/contract.md §5): raw tokens × multiplier, each component rounded up, exact decimals."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The gate over the default catalog: every tier × every model, plus unknown, empty and missing models.
 
-Expectations come from the contract's section 3, written out here, never from the catalog code.
+Expectations come from docs/contract.md §3, written out here, never from the catalog code.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def test_unknown_model_comes_before_allowance() -> None:
 
 @pytest.mark.parametrize("length", [65, 256, 524_288])
 def test_a_long_unknown_model_or_tier_is_quoted_by_its_first_64_characters(length: int) -> None:
-    # Contract 6: a message quotes at most 64 characters of a value taken from the job.
+    # docs/contract.md §6: a message quotes at most 64 characters of a value taken from the job.
     value = "m" * (length - 1) + "Z"
     quoted = f"'{'m' * 64}'… ({length:,} characters)"
 

@@ -19,7 +19,7 @@ from tests.catalog.ops_file import edit
 
 pytestmark = pytest.mark.unit
 
-# The contract's section 3, written out.
+# docs/contract.md §3, written out.
 CONTRACT_TIERS = [
     ("access", 0, "ollama/llama3.2"),
     ("m1", 1, "claude-haiku-4-5-20251001"),
@@ -29,7 +29,7 @@ CONTRACT_TIERS = [
     ("enterprise", 5, "claude-opus-4-6"),
     ("internal", 5, "claude-opus-4-6"),
 ]
-# Monthly quotas of billed tokens (contract sections 3 and 9); None is unlimited.
+# Monthly quotas of billed tokens (docs/contract.md §3, §9); None is unlimited.
 CONTRACT_QUOTAS = {
     "access": 0,
     "m1": 500_000,

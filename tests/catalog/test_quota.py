@@ -1,4 +1,4 @@
-"""Monthly quotas' arithmetic (contract section 9): the most possible bill, the refusal rule, key and month."""
+"""Monthly quotas' arithmetic (docs/contract.md §9): the most possible bill, the refusal rule, key and month."""
 
 from __future__ import annotations
 

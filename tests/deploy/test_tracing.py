@@ -1,5 +1,5 @@
 """The deploy files wire traces end to end: worker → OpenTelemetry Collector → Jaeger (compose), and the
-Kubernetes pods take the OTLP endpoint from their config map (contract section 10)."""
+Kubernetes pods take the OTLP endpoint from their config map (docs/contract.md §10)."""
 
 from __future__ import annotations
 

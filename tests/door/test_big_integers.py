@@ -1,4 +1,5 @@
-"""Contract 2: JSON integers are exact whatever their size; floats are not integers; NaN, Infinity, a BOM: not JSON.
+"""docs/contract.md §2: JSON integers are exact whatever their size; floats are not integers;
+NaN, Infinity, a BOM: not JSON.
 
 Bodies are written by hand here, as a publisher's bytes: `JSON.stringify(1e20)` writes `100000000000000000000`,
 and Python's own `json` refuses to write an integer of more than 4,300 digits.

@@ -1,4 +1,4 @@
-"""Properties of the door over generated jobs: bounded echoes and quotes (contract 6), exact integers (contract 2)."""
+"""Properties of the door over generated jobs: bounded echoes and quotes (docs/contract.md §6), exact integers (§2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""With quotas on, a job's userId is a usage key's token (contract section 9): else `invalid_job`."""
+"""With quotas on, a job's userId is a usage key's token (docs/contract.md §9): else `invalid_job`."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ INVALID_FIELDS: list[tuple[str, Any]] = [
 
 
 def _echo(field: str, value: Any) -> RunRef:
-    """The run reference a job with `field` set to `value` echoes (contract 6: strings echoed, else null)."""
+    """The run reference a job with `field` set to `value` echoes (docs/contract.md §6: strings echoed, else null)."""
 
     def text(name: str) -> str | None:
         raw = value if field == name else BASE[name]

@@ -1,4 +1,4 @@
-"""Issue 11 item 1: a job's headers never reach code that reads them as JetStream status messages (contract 2).
+"""Issue 11 item 1: a job's headers never reach code that reads them as JetStream status messages (docs/contract.md §2).
 
 One real `agent-worker run` replica takes valid jobs whose headers are hostile: `Status` with the codes the
 server itself uses (404, 408, 409, 100, 503), `Status` that is no number, `Status: 500` without a

@@ -1,4 +1,5 @@
-"""Issue 11 item 2: everything the worker publishes fits the server's `max_payload`, headers included (contract 6, 7).
+"""Issue 11 item 2: everything the worker publishes fits the server's `max_payload`, headers included
+(docs/contract.md §6, §7).
 
 One real `agent-worker run` replica against a nats-server started with `max_payload: 65536`: a job with a
 `Status` header, an unparseable body just under the limit (dead-lettered, cut, `Maschina-Dlq-Truncated`),

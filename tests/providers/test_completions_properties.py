@@ -1,4 +1,4 @@
-"""Properties of reading a Chat Completions answer (contract 4 and 5), over generated usage objects.
+"""Properties of reading a Chat Completions answer (docs/contract.md §4, §5), over generated usage objects.
 
 Whatever the counts, a token is billed once: raw input is `prompt_tokens` and output is `completion_tokens`,
 cached and reasoning tokens inside them. Whatever the garbage, the reader either bills counts that are all

@@ -1,9 +1,10 @@
-"""Malformed answers over real HTTP (contract 4): the fakes answer in the real API shapes, spoiled in one place.
+"""Malformed answers over real HTTP (docs/contract.md §4): the fakes answer in the real API shapes, spoiled in
+one place.
 
 Every malformed answer is `provider_error`, not retryable, and carries the usage it reported when every count
 in it is a JSON integer from 0 to 1,000,000,000 (else none: nothing is billed). An answer cut short by its
 connection is `provider_unavailable`, retried. A provider error body that quotes the prompt, plain or
-JSON-escaped, leaves no 20 consecutive characters of it in the message (contract 11).
+JSON-escaped, leaves no 20 consecutive characters of it in the message (docs/contract.md §11).
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ async def test_an_ollama_answer_cut_short_by_its_connection_is_retried(
     assert (error.code, error.retryable, error.usage) == (ErrorCode.PROVIDER_UNAVAILABLE, True, None)
 
 
-# -- error text that quotes the prompt (contract 11) -------------------------------------------------------------
+# -- error text that quotes the prompt (docs/contract.md §11) ------------------------------------------------
 
 
 def _leaked(text: str, *prompts: str) -> list[str]:

@@ -1,8 +1,8 @@
 """OpenAI through the real SDK against the fake Chat Completions API: what is sent and what is read back.
 
 The error table's common rows run for every provider in `test_error_mapping.py`; here are OpenAI's own:
-the request's shape, the usage mapping of contract section 5, `insufficient_quota`, malformed and
-truncated answers (section 4).
+the request's shape, the usage mapping of docs/contract.md §5, `insufficient_quota`, malformed and
+truncated answers (docs/contract.md §4).
 """
 
 from __future__ import annotations

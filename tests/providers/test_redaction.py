@@ -1,4 +1,6 @@
-"""Provider text scrubbed of the job's prompt texts (contract 11): no 20 consecutive characters survive, in any form."""
+"""Provider text scrubbed of the job's prompt texts (docs/contract.md §11): no 20 consecutive characters survive,
+in any form.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one retry policy and the job's time budget, against real fakes (contract section 7)."""
+"""The one retry policy and the job's time budget, against real fakes (docs/contract.md §7)."""
 
 from __future__ import annotations
 

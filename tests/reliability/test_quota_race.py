@@ -1,5 +1,5 @@
 """Scenario 11: the quota race. One user, a thousand jobs at once, three `agent-worker run` replicas, and a
-monthly quota that about half the runs fit in (contract section 9).
+monthly quota that about half the runs fit in (docs/contract.md §9).
 
 Every replica reserves and settles on the same key of the real usage bucket at once. Afterwards the bucket
 must agree with the results stream exactly: billed equals the sum of the stored results' billedTokens,

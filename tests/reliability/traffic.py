@@ -1,4 +1,4 @@
-"""Jobs as the API publishes them (contract section 2), and a fast publisher that knows which ones were stored.
+"""Jobs as the API publishes them (docs/contract.md §2), and a fast publisher that knows which ones were stored.
 
 A job counts as sent only once its PubAck arrived: that is the moment the API would tell its caller
 "queued", and from then on the worker owes it a result or a dead letter.

@@ -1,4 +1,5 @@
-"""Traces of real `agent-worker run` processes, exported over OTLP/HTTP to a receiver the test runs (contract 10, 11).
+"""Traces of real `agent-worker run` processes, exported over OTLP/HTTP to a receiver the test runs
+(docs/contract.md §10, §11).
 
 Each test starts a nats-server, the fake Anthropic API, an OTLP receiver and one worker process (quotas on) whose only
 tracing configuration is the standard `OTEL_*` variables; the batch processor exports every 50 ms.
@@ -112,7 +113,7 @@ def children(spans: Iterable[ExportedSpan], parent: ExportedSpan) -> list[Export
 
 
 def assert_nothing_secret(spans: Iterable[ExportedSpan]) -> None:
-    """Contract 11: no key and no 20 consecutive characters of the system prompt or message in any span."""
+    """docs/contract.md §11: no key and no 20 consecutive characters of the system prompt or message in any span."""
     fragments = {API_KEY[i : i + 20] for i in range(len(API_KEY) - 19)}
     for text in (SYSTEM_PROMPT, MESSAGE):
         fragments |= {text[i : i + 20] for i in range(len(text) - 19)}

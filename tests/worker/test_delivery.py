@@ -1,4 +1,4 @@
-"""Contract section 7 through a real nats-server: one record per run, dead letters, retries, max deliveries."""
+"""docs/contract.md §7 through a real nats-server: one record per run, dead letters, retries, max deliveries."""
 
 from __future__ import annotations
 

@@ -5,13 +5,13 @@ them) to one `agent-worker run` process whose providers are the fakes, answering
 spoiled in one place. What is checked is what the contract promises outside the process: the stored results,
 the dead letters, the provider calls, and the process's own log lines.
 
-- Bounded echoes (contract 2, 6): 256-character limits, at most 64 characters of a job value in any message or
+- Bounded echoes (docs/contract.md §2, §6): 256-character limits, at most 64 characters of a job value in any message or
   log field, even for a 0.5 MB model id.
-- Exact big integers (contract 2): `maxTokens` 100000000000000000000 is an integer; payload integers beyond 64 bits
+- Exact big integers (§2): `maxTokens` 100000000000000000000 is an integer; payload integers beyond 64 bits
   reach the model digit for digit.
-- Malformed answers (contract 4): one call, one `failed` result with `provider_error`, its valid usage billed,
+- Malformed answers (docs/contract.md §4): one call, one `failed` result with `provider_error`, its valid usage billed,
   never run again; an answer cut short by its connection is retried.
-- Provider error text (contract 11): no 20 consecutive characters of the prompt texts in a result or a log line.
+- Provider error text (§11): no 20 consecutive characters of the prompt texts in a result or a log line.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Monthly quotas against a real nats-server and its key-value bucket (contract section 9)."""
+"""Monthly quotas against a real nats-server and its key-value bucket (docs/contract.md §9)."""
 
 from __future__ import annotations
 

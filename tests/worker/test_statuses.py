@@ -1,4 +1,4 @@
-"""Each result status end to end through a real nats-server, checked field by field against contract section 6."""
+"""Each result status end to end through a real nats-server, checked field by field against docs/contract.md §6."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ ZERO_USAGE = dict.fromkeys(USAGE_FIELDS, 0)
 
 
 def assert_contract_shape(result: dict[str, Any]) -> None:
-    """Every key of section 6 present, nothing else, each with its JSON type."""
+    """Every key of docs/contract.md §6 present, nothing else, each with its JSON type."""
     assert set(result) == RESULT_FIELDS
     assert result["version"] == 1
     assert result["type"] == "agent.execute.result"

@@ -6,7 +6,7 @@ sample jobs (`worker/samples/demo.jsonl`) are published through JetStream with a
 exactly as the API publishes them; the demo then waits for each one's stored result (or, for a
 malformed job, its dead letter) and prints one row per job and the totals per tier.
 
-Quotas are on (contract 9), in the real key-value bucket on the embedded server: before publishing, the demo
+Quotas are on (docs/contract.md §9), in the real key-value bucket on the embedded server: before publishing, the demo
 starts one sample user's month close to its quota (`QUOTA_USER`), so one of its runs completes and the other
 is refused with `quota_exceeded`.
 

@@ -34,7 +34,7 @@ def settings_help() -> str:
         lines.append(f"  {name:<{width}}  {description}; default: {default or '(unset)'}")
     lines += [
         "",
-        "traces (contract section 10): the standard OpenTelemetry variables. OTEL_EXPORTER_OTLP_ENDPOINT (or",
+        "traces (docs/contract.md §10): the standard OpenTelemetry variables. OTEL_EXPORTER_OTLP_ENDPOINT (or",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) turns them on, exporting OTLP over HTTP; unset, nothing is set up.",
         "Also OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_*,",
         "OTEL_EXPORTER_OTLP_HEADERS/_TIMEOUT/_COMPRESSION, OTEL_SDK_DISABLED (docs/operations.md).",
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"agent-worker: bad catalog: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     try:
-        # Traces are configured by the standard OTEL_* variables only (contract section 10).
+        # Traces are configured by the standard OTEL_* variables only (docs/contract.md §10).
         tracing.configure()
     except tracing.TracingError as exc:
         print(f"agent-worker: bad setting: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`agent-worker schema`: the JSON Schema of the job as published and of the result (contract sections 2 and 6)."""
+"""`agent-worker schema`: the JSON Schema of the job as published and of the result (docs/contract.md §2, §6)."""
 
 from __future__ import annotations
 

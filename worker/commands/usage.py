@@ -1,4 +1,4 @@
-"""`agent-worker usage USER_ID [--month YYYY-MM] [--json]`: a user's month in the usage bucket (contract 9).
+"""`agent-worker usage USER_ID [--month YYYY-MM] [--json]`: a user's month in the usage bucket (docs/contract.md §9).
 
 Reads the key `<USER_ID>.<YYYY-MM>` of WORKER_USAGE_BUCKET with the worker's NATS settings, and prints what is
 billed (settled runs), what is reserved (runs in flight: how many, how many tokens), the user's quota and what

@@ -1,4 +1,4 @@
-"""Jobs that ran out of deliveries without a result (contract section 7: max deliveries).
+"""Jobs that ran out of deliveries without a result (docs/contract.md §7: max deliveries).
 
 JetStream announces each one with a consumer advisory. The advisories stream stores them (see
 `topology`), so an advisory sent while no replica is connected waits for the next replica to start.

@@ -1,4 +1,4 @@
-"""The job consumer: pull jobs in batches of free slots and run each as its own task (contract section 7).
+"""The job consumer: pull jobs in batches of free slots and run each as its own task (docs/contract.md §7).
 
 Per job: door → dead-letter (and terminate), or → stored result? (re-send it, ack) → pipeline →
 nak with a delay (retryable, deliveries remain), or store the result → reply copy → ack.

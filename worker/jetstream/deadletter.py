@@ -1,4 +1,4 @@
-"""Dead letters (contract section 7): the original body with four headers saying why and whence.
+"""Dead letters (docs/contract.md §7): the original body with four headers saying why and whence.
 
 A body too big to store beside those headers within the server's `max_payload` is cut to the bytes that
 fit, and `Maschina-Dlq-Truncated: <original length in bytes>` says so. Every header is bounded, so the

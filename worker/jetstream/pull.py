@@ -3,7 +3,7 @@
 nats-py's `fetch()` tells the server's status messages from jobs by a `Status` header, which any publisher
 can set: `Status: pending` made it raise ValueError out of the fetch loop, `Status: 500` without a
 `Description` KeyError, and `Status: 404`, `408` or `409` made it drop the job silently on every delivery
-(contract section 2: headers carry no meaning). Here a message is a job when its reply subject is a
+(docs/contract.md §2: headers carry no meaning). Here a message is a job when its reply subject is a
 JetStream ack subject (`$JS.ACK.`), whatever its headers say; the server's own statuses (404 no messages,
 408 request expired, 409 conflict, 100 heartbeat, 503 no responders) come without one.
 

@@ -33,9 +33,9 @@ class Recorder:
     async def record(self, ref: RunRef, result: RunResult) -> bytes:
         """Store `result` unless the run already has a record; reply with whichever record is stored.
 
-        With traces on, the record and the reply copy carry the job span's `traceparent` (contract section 10).
+        With traces on, the record and the reply copy carry the job span's `traceparent` (docs/contract.md §10).
         A result too large for the server's max_payload is stored as `failed` with `result_too_large` instead
-        (contract section 6), billed as the provider reported; it is never handed back to be run again.
+        (docs/contract.md §6), billed as the provider reported; it is never handed back to be run again.
         """
         headers = tracing.trace_headers() if tracing.enabled else None
         try:

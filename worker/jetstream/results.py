@@ -1,4 +1,4 @@
-"""The result store: each run's one record at `maschina.results.agent.execute.<runId>` (contract section 6).
+"""The result store: each run's one record at `maschina.results.agent.execute.<runId>` (docs/contract.md §6).
 
 A result is stored only if its subject holds none yet (`Nats-Expected-Last-Subject-Sequence: 0`), on
 top of the contract's `Nats-Msg-Id: <runId>` de-duplication, so a second record is refused even after

@@ -1,4 +1,4 @@
-"""One size rule for everything the worker publishes (contract sections 6 and 7): body and headers together
+"""One size rule for everything the worker publishes (docs/contract.md §6, §7): body and headers together
 within the `max_payload` the server announced.
 
 The server counts the header block against `max_payload`, nats-py checks only the body, and a publish the

@@ -1,4 +1,4 @@
-"""The streams and the shared durable consumers (contract section 1), created when missing and never rewritten.
+"""The streams and the shared durable consumers (docs/contract.md §1), created when missing and never rewritten.
 
 Besides the contract's three streams there is the advisories stream: it keeps the server's max-deliveries
 advisories for the jobs consumer until a replica has handled them, read through its own durable consumer.

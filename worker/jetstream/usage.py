@@ -1,4 +1,4 @@
-"""The usage bucket (contract section 9): users' monthly usage in a JetStream key-value bucket.
+"""The usage bucket (docs/contract.md §9): users' monthly usage in a JetStream key-value bucket.
 
 One key per user and month, `<userId>.<YYYY-MM>`, holding `{"billed": int, "reserved": {"<runId>": int}}`.
 Every write is a compare-and-set on the key's revision (`kv.create` for a key that holds nothing,

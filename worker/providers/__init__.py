@@ -1,4 +1,4 @@
-"""Model providers behind one protocol, one error table and one retry policy (contract sections 4 and 7).
+"""Model providers behind one protocol, one error table and one retry policy (docs/contract.md §4, §7).
 
 Only the light names live here: every `worker.*` import runs this file (the pipeline imports
 `worker.providers.base`), and the anthropic SDK alone costs over a second of CPU to import. The

@@ -1,4 +1,4 @@
-"""Malformed provider answers (contract section 4), one rule for every provider.
+"""Malformed provider answers (docs/contract.md §4), one rule for every provider.
 
 An answer that cannot be read as a completion — not JSON, no text, an error object inside a 200 (or
 inside Ollama's stream), a usage count that is not a JSON integer from 0 to 1,000,000,000 — ends the job
@@ -21,7 +21,7 @@ from worker.providers.redaction import provider_message
 
 __all__ = ["MAX_TOKEN_COUNT", "MalformedAnswerError", "malformed_answer", "read_answer", "token_count"]
 
-#: Contract 4: the largest usage count a provider may report (a larger one is a malformed answer).
+#: docs/contract.md §4: the largest usage count a provider may report (a larger one is a malformed answer).
 MAX_TOKEN_COUNT = 1_000_000_000
 
 

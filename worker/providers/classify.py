@@ -97,7 +97,7 @@ def connection_error(provider: str, exc: BaseException) -> ProviderError:
 
 
 def truncated_answer(provider: str) -> ProviderError:
-    """The connection ended before the answer was complete: a connection error (contract 4), retried."""
+    """The connection ended before the answer was complete: a connection error (docs/contract.md §4), retried."""
     return ProviderError(
         ErrorCode.PROVIDER_UNAVAILABLE, f"{provider}'s answer ended before it was complete", retryable=True
     )

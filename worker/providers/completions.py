@@ -3,7 +3,7 @@
 The live provider (`worker.providers.openai`) and the recorded one (`worker.providers.recorded`) both read
 answers here, so a replayed answer bills exactly as the live one did, and replay never pays the SDK's import.
 
-Usage (contract section 5): `prompt_tokens` already holds `prompt_tokens_details.cached_tokens` and
+Usage (docs/contract.md §5): `prompt_tokens` already holds `prompt_tokens_details.cached_tokens` and
 `completion_tokens` already holds `completion_tokens_details.reasoning_tokens`, so the reply's usage is
 `input_tokens` = prompt − cached, `cache_read_input_tokens` = cached, `output_tokens` = completion:
 each token counted once. Absent or null `*_details` mean 0.
@@ -20,7 +20,7 @@ from worker.providers.messages import error_detail
 
 __all__ = ["FINISH_REASONS", "reply_from_completion"]
 
-#: `finish_reason` → the stop reason in results (contract section 4); anything else passes through.
+#: `finish_reason` → the stop reason in results (docs/contract.md §4); anything else passes through.
 FINISH_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal"}
 #: Finish reasons that may come with no text at all: a reasoning model that spent its whole budget thinking
 #: (`length`, content `""` or null) and a filtered answer (`content_filter`).

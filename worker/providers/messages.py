@@ -18,7 +18,7 @@ def reply_from_body(body: object) -> ProviderReply:
     """A Messages API answer, as decoded from its JSON, as the pipeline sees it.
 
     Only the fields the reply needs are checked; any fault of their shape raises `MalformedAnswerError`,
-    which carries the answer's usage when every count in it is valid (contract 4: that usage is billed).
+    which carries the answer's usage when every count in it is valid (docs/contract.md §4: that usage is billed).
     """
     if not isinstance(body, dict):
         raise MalformedAnswerError("it is not a JSON object")

@@ -29,7 +29,7 @@ _LABEL = "Ollama"
 _TRANSPORT_TIMEOUT = httpx.Timeout(3700.0, connect=10.0)
 _JSON_HEADERS = {"content-type": "application/json"}
 _OLLAMA_PORT = 11434
-#: Ollama's `done_reason` → the stop reason in results (contract section 4); anything else passes through.
+#: Ollama's `done_reason` → the stop reason in results (docs/contract.md §4); anything else passes through.
 DONE_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
 
@@ -99,7 +99,7 @@ class OllamaProvider:
 
 
 def parse_chat_answer(body: bytes, *, secrets: Iterable[str | None] = ()) -> ProviderReply:
-    """A `/api/chat` answer: one JSON object, or NDJSON chunks ending in a `done` one (contract 4).
+    """A `/api/chat` answer: one JSON object, or NDJSON chunks ending in a `done` one (docs/contract.md §4).
 
     An `{"error"}` chunk anywhere, a line that is not a JSON object, a chunk without text or a usage count
     that is not one is a malformed answer (`provider_error`); a stream that stops before its `done` chunk,

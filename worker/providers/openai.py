@@ -70,12 +70,12 @@ class OpenAIProvider:
             raise status_error(
                 _LABEL, exc.status_code, detail, exc.response.headers, secrets=secrets, error_code=_code_of(exc.body)
             ) from None
-        # A connection that ends before the whole answer arrived is one of these too (contract 4: retried).
+        # A connection that ends before the whole answer arrived is one of these too (docs/contract.md §4: retried).
         except openai.APIConnectionError as exc:
             raise connection_error(_LABEL, exc.__cause__ or exc) from None
         except Exception as exc:
             raise unexpected_error(_LABEL, f"{type(exc).__name__}: {exc}", secrets=secrets) from None
-        # Contract 4: an answer that is not a completion fails the job, billing the usage it validly reported.
+        # docs/contract.md §4: an answer that is not a completion fails the job, billing the usage it validly reported.
         shape = "a Chat Completions answer"
         return read_answer(_LABEL, raw.status_code, body, reply_from_completion, shape=shape, secrets=secrets)
 

@@ -224,7 +224,7 @@ def _response_of(provider: str, request: ProviderRequest, reply: ProviderReply) 
                     "finish_reason": None if stop is None else _OPENAI_FINISH_REASONS.get(stop, stop),
                 }
             ],
-            # The cached tokens are part of `prompt_tokens` (contract section 5).
+            # The cached tokens are part of `prompt_tokens` (docs/contract.md §5).
             "usage": {
                 "prompt_tokens": usage.input_tokens + usage.cache_read_input_tokens,
                 "completion_tokens": usage.output_tokens,

@@ -1,4 +1,4 @@
-"""Provider text scrubbed before it reaches a result or a log (contract section 11).
+"""Provider text scrubbed before it reaches a result or a log (docs/contract.md §11).
 
 A provider's error text may quote what it was sent: the API key, or the job's system prompt and user
 message, whole or in part, plain or JSON-escaped (`\\"`, `\\n`, `\\\\`, `\\u00e9`), cut anywhere. The
@@ -22,7 +22,7 @@ import orjson
 
 __all__ = ["MAX_DETAIL", "REDACTED", "WINDOW", "Redactor", "cut", "provider_message"]
 
-#: Contract 11: no 20 consecutive characters of a job's system prompt or user message are ever written.
+#: docs/contract.md §11: no 20 consecutive characters of a job's system prompt or user message are ever written.
 WINDOW = 20
 #: Half a window: every common stretch of `WINDOW` characters holds one whole aligned block of this size.
 _BLOCK = WINDOW // 2

@@ -1,4 +1,4 @@
-"""The one retry policy every provider call goes through (contract section 7)."""
+"""The one retry policy every provider call goes through (docs/contract.md §7)."""
 
 from __future__ import annotations
 
