@@ -6,7 +6,7 @@ the batch span processor keeps its default schedule, as in production. The recei
 
 from __future__ import annotations
 
-from tests.tracing.otlp import OtlpReceiver
+from testkit.otlp import OtlpReceiver
 
 __all__ = ["OtlpReceiver", "traced_env"]
 

@@ -2,7 +2,8 @@
 
 This package: fake model providers that speak the real APIs on loopback. Beside it: `testkit.process` (child
 processes: worker replicas, fakes in their own process, harnesses), `testkit.jobs` (job bodies as the API
-publishes them) and `testkit.streams` (the worker's streams created ahead of it).
+publishes them), `testkit.streams` (the worker's streams created ahead of it) and `testkit.otlp` (an OTLP/HTTP
+trace receiver that decodes what the worker exports).
 
 - `FakeAnthropic`: `POST /v1/messages`; `FakeOpenAI`: `POST /v1/chat/completions`; `FakeOllama`: `POST /api/chat`
   (NDJSON or single object).

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testkit import FakeConfig
+from testkit.otlp import OtlpReceiver
 from testkit.process import FakeProcess, WorkerProcess
-from tests.tracing.otlp import OtlpReceiver
 from worker.embedded import NatsServer
 
 __all__ = ["INBOX_PREFIX", "SIGNING_KEY", "ExampleStack", "example_stack", "main"]

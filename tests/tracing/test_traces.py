@@ -11,13 +11,12 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.client import Client
 
 from testkit import FakeAnthropic, FakeConfig, Step
+from testkit.otlp import ExportedSpan, OtlpReceiver, SpanKind
 from testkit.process import WorkerProcess
-from tests.tracing.otlp import ExportedSpan, OtlpReceiver, SpanKind
 from tests.worker.support import Listener, ResultWatch, job, publish_job, worker_settings
 from tests.worker.test_max_deliveries import exhaust_with_no_worker
 from worker.contract import JOB_SUBJECT
@@ -74,18 +73,6 @@ async def worker(
     await process.start()
     yield process
     await process.close()
-
-
-@pytest.fixture
-async def results(client: Client) -> ResultWatch:
-    return await ResultWatch().open(client)
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[Client]:
-    connection = await nats.connect(nats_server.url)
-    yield connection
-    await connection.close()
 
 
 def traced_job(**data: Any) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """A real OTLP/HTTP trace receiver on loopback: `POST /v1/traces` with an `ExportTraceServiceRequest`.
 
 What the worker exports is decoded with the official protobuf classes (opentelemetry-proto), exactly as a
-collector would read it, and kept as `ExportedSpan`s the tests can query:
+collector would read it, and kept as `ExportedSpan`s the tests can query (tests/tracing, tests/examples); the
+benchmark's tracing rows use it as a counting-only sink (`keep=False`):
 
     async with OtlpReceiver() as receiver:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
         ...
-        spans = await receiver.wait_for(lambda spans: len(trace_of(spans, trace_id)) >= 2)
+        await receiver.wait_for(lambda spans: len(receiver.trace(trace_id)) >= 2)
 """
 
 from __future__ import annotations
