@@ -126,6 +126,9 @@ async def test_record_captures_every_job_while_the_worker_handles_each_once_and_
         recorder.process.send_signal(signal.SIGTERM)
     codes = [await recorder.finish() for recorder in recorders]
     assert [code for code, _, _ in codes] == [0, 0], codes
+    for _, _, err in codes:
+        assert f"{len(published)} messages (" in err
+        assert "dropped" not in err
 
     # The worker: every job once. Seven results stored once each, three dead letters, nothing left in the stream.
     assert len(run_ids) == 7

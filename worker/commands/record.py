@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("agent-worker record: --duration must be positive", file=sys.stderr)
         return EXIT_USAGE
-    # Errors only: stderr is for the progress lines (a slow consumer's lost messages are an error).
+    # Errors only: stderr is for the progress lines; messages lost to a slow consumer are counted below.
     configure_logging(settings.log_format, level=logging.ERROR, stream=sys.stderr)
     try:
         # Readable by its owner only: a recording holds customers' prompts (unless --redact).
@@ -111,12 +111,14 @@ class Recorder:
         self.out = out
         self.redact = redact
         self.count = count
+        self.seen = 0
         self.written = 0
         self.bytes = 0
         self.done = asyncio.Event()
         self.progress = Progress(count, sys.stderr, label="messages")
 
     async def on_message(self, msg: Msg) -> None:
+        self.seen += 1
         if self.count is not None and self.written >= self.count:
             return
         body, headers = msg.data, msg.headers
@@ -141,13 +143,15 @@ async def _record(settings: Settings, subjects: list[str], recorder: Recorder, a
         loop.add_signal_handler(signum, recorder.done.set)
     started = time.monotonic()
     try:
-        for subject in subjects:
+        subscriptions = [
             await nc.subscribe(
                 subject,
                 cb=recorder.on_message,
                 pending_msgs_limit=_PENDING_MESSAGES,
                 pending_bytes_limit=_PENDING_BYTES,
             )
+            for subject in subjects
+        ]
         await nc.flush()
         print(
             f"agent-worker record: recording {', '.join(subjects)} from {_server(nc)} to {args.out}"
@@ -159,6 +163,8 @@ async def _record(settings: Settings, subjects: list[str], recorder: Recorder, a
             await asyncio.wait_for(recorder.done.wait(), args.duration)
         # Unsubscribes, then writes what was already received: nothing the server sent before is lost.
         await nc.drain()
+        # The client counts every message that reached it, also those it dropped for want of room.
+        dropped = sum(subscription.delivered for subscription in subscriptions) - recorder.seen
     finally:
         if not nc.is_closed:
             await nc.close()
@@ -171,6 +177,11 @@ async def _record(settings: Settings, subjects: list[str], recorder: Recorder, a
         f"in {elapsed:.1f} s",
         file=sys.stderr,
     )
+    if dropped > 0:
+        print(
+            f"agent-worker record: {dropped} messages were dropped, arriving faster than they could be written",
+            file=sys.stderr,
+        )
 
 
 def _server(nc: Client) -> str:
