@@ -270,3 +270,29 @@ async def test_a_job_out_of_deliveries_ends_in_its_own_trace(
     run_id = job_span.attributes["maschina.run_id"]
     stored = await stored_headers(client, run_id)
     assert stored["traceparent"] == f"00-{TRACE_ID}-{job_span.span_id}-01"
+
+
+async def test_a_job_the_sampler_drops_still_carries_its_trace_on(
+    nats_server: NatsServer,
+    anthropic: FakeAnthropic,
+    receiver: OtlpReceiver,
+    tmp_path: Path,
+    client: Client,
+    results: ResultWatch,
+) -> None:
+    process = traced_worker(nats_server, anthropic, receiver, tmp_path, OTEL_TRACES_SAMPLER="always_off")
+    try:
+        await process.start()
+        body = traced_job()
+        run_id = body["data"]["runId"]
+        await publish_job(client, body, headers={"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"})
+        assert (await results.one(run_id, within=20))["status"] == "completed"
+        version, trace_id, span_id, flags = (await stored_headers(client, run_id))["traceparent"].split("-")
+        # SIGTERM: the worker exports whatever it has buffered before it exits.
+        assert await process.terminate() == 0
+    finally:
+        await process.close()
+    # Same trace, a span id of the worker's own, not sampled; and nothing was exported.
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "00")
+    assert span_id not in (PARENT_SPAN_ID, "0" * 16)
+    assert receiver.received == 0
