@@ -24,7 +24,8 @@ from catalog import default_catalog
 from testkit import FakeAnthropic, FakeConfig, Step
 from tests.record.catalogs import HAIKU, OPUS, SONNET, changed_catalog
 from tests.worker.support import ResultWatch, job, publish_job
-from worker.commands.reprice import ReadRange, read_results
+from worker.commands._nats import ReadRange
+from worker.commands.reprice import read_results
 from worker.embedded import NatsServer
 from worker.reprice import Repricer
 from worker.service import Worker

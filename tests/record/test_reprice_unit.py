@@ -11,7 +11,7 @@ import pytest
 from bench.results import result_body
 from catalog import default_catalog, load_catalog
 from tests.record.catalogs import DEFAULT_TOML, OPUS, changed_catalog
-from worker.commands.reprice import _position, parse_duration
+from worker.commands._nats import parse_duration, stream_position
 from worker.reprice import Repricer
 
 pytestmark = pytest.mark.unit
@@ -73,9 +73,13 @@ def test_a_changed_default_model_is_rerouted_and_not_priced(tmp_path: Path) -> N
 
 
 def test_reading_positions_from_both_reply_subject_forms() -> None:
-    assert _position("$JS.ACK.MASCHINA_RESULTS.cons.1.42.40.1733400000000000000.7") == (42, 1733400000000000000, 7)
+    assert stream_position("$JS.ACK.MASCHINA_RESULTS.cons.1.42.40.1733400000000000000.7") == (
+        42,
+        1733400000000000000,
+        7,
+    )
     v2 = "$JS.ACK.hub.ACCHASH.MASCHINA_RESULTS.cons.1.42.40.1733400000000000000.0.rAnD0m"
-    assert _position(v2) == (42, 1733400000000000000, 0)
+    assert stream_position(v2) == (42, 1733400000000000000, 0)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,11 @@ Ctrl-C or SIGTERM (the messages already received are written first). Exit status
 in characters and UTF-8 bytes (size limits and quota reservations replay the same) and drops the
 signature header (it signed the original body).
 
+--stream NAME copies the messages stored in a stream instead, read-only (an ordered consumer; --since
+to start later, --subjects for one filter subject): for example an archive that republishes the jobs
+stream (docs/recordings.md), whose copies are written with their original subject and headers. A
+work-queue stream is refused: reading it would take its messages away.
+
 Progress goes to stderr: a line when recording starts and one when it ends, and a live count on a
 terminal. Connection settings are the worker's (NATS_URL, NATS_CREDS, ...).
 """
@@ -29,14 +34,16 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 
-from worker.commands._nats import connect_or_give_up
+from worker.commands._nats import ReadRange, WorkQueueError, connect_or_give_up, parse_duration, read_stream
 from worker.logging import configure_logging
 from worker.progress import Progress
 from worker.recorded_jobs import RecordedMessage, encode_recorded
@@ -46,6 +53,11 @@ from worker.settings import Settings, SettingsError
 __all__ = ["Recorder", "add_arguments", "run"]
 
 EXIT_USAGE = 2
+# Headers a stream's republish adds to each copy (nats-server); the original subject is in the first.
+_REPUBLISHED_SUBJECT = "Nats-Subject"
+_REPUBLISH_HEADERS = frozenset(
+    {_REPUBLISHED_SUBJECT, "Nats-Stream", "Nats-Sequence", "Nats-Time-Stamp", "Nats-Last-Sequence"}
+)
 # A recorder that falls behind loses messages (a slow consumer, counted by the client); room for bursts.
 _PENDING_MESSAGES = 1_000_000
 _PENDING_BYTES = 1024 * 2**20
@@ -65,6 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redact", action="store_true", help="replace prompts and messages with same-length text; drop signatures"
     )
+    parser.add_argument(
+        "--stream",
+        metavar="NAME",
+        help="copy the messages stored in stream NAME (an archive of jobs, docs/recordings.md) instead of live ones",
+    )
+    parser.add_argument(
+        "--since", type=parse_duration, metavar="DURATION", help="with --stream: those stored in the last 90m, 24h, 7d…"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,9 +93,16 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"agent-worker record: bad setting: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    subjects = settings.subjects if args.subjects is None else tuple(s for s in args.subjects.split(",") if s.strip())
-    if not subjects:
-        print("agent-worker record: --subjects names no subject", file=sys.stderr)
+    if args.stream is None and args.since is not None:
+        print("agent-worker record: --since reads a stream: it needs --stream", file=sys.stderr)
+        return EXIT_USAGE
+    if args.stream is not None and args.duration is not None:
+        print("agent-worker record: --stream copies what is stored; --duration is for live messages", file=sys.stderr)
+        return EXIT_USAGE
+    default = settings.subjects if args.stream is None else (">",)
+    subjects = default if args.subjects is None else tuple(s for s in args.subjects.split(",") if s.strip())
+    if not subjects or (args.stream is not None and len(subjects) > 1):
+        print("agent-worker record: --subjects names no subject (or several with --stream)", file=sys.stderr)
         return EXIT_USAGE
     if args.count is not None and args.count < 1:
         print("agent-worker record: --count must be at least 1", file=sys.stderr)
@@ -93,10 +120,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     with out:
         recorder = Recorder(out, redact=args.redact, count=args.count)
+        record = _record if args.stream is None else _copy_stream
         try:
-            asyncio.run(_record(settings, [s.strip() for s in subjects], recorder, args))
-        except OSError as exc:  # the server is unreachable, or the file cannot be written
-            print(f"agent-worker record: {exc}", file=sys.stderr)
+            asyncio.run(record(settings, [s.strip() for s in subjects], recorder, args))
+        except (OSError, TimeoutError, NotFoundError, WorkQueueError) as exc:
+            # The server is unreachable, the stream is missing or a work queue, the file cannot be written.
+            print(f"agent-worker record: {str(exc) or repr(exc)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:  # before the subscription was up: nothing recorded
             print("agent-worker record: interrupted before recording started", file=sys.stderr)
@@ -118,13 +147,33 @@ class Recorder:
         self.progress = Progress(count, sys.stderr, label="messages")
 
     async def on_message(self, msg: Msg) -> None:
+        """A live message."""
         self.seen += 1
+        self.write(msg.subject, msg.data, msg.headers, datetime.now(UTC))
+
+    def on_stored(self, msg: Msg, stored_ns: int) -> bool:
+        """A message read from a stream; False once no more are wanted (--count, or a signal)."""
+        headers = msg.headers
+        subject = msg.subject
+        if headers is not None and _REPUBLISHED_SUBJECT in headers:
+            # A republished copy: the job as it was published, without what republishing added.
+            subject = headers[_REPUBLISHED_SUBJECT]
+            headers = {name: value for name, value in headers.items() if name not in _REPUBLISH_HEADERS} or None
+        self.write(subject, msg.data, headers, datetime.fromtimestamp(stored_ns / 1e9, UTC))
+        return not self.done.is_set()
+
+    def report(self, out: Path, elapsed: float) -> None:
+        print(
+            f"agent-worker record: {self.written} messages ({self.bytes:,} bytes) written to {out} in {elapsed:.1f} s",
+            file=sys.stderr,
+        )
+
+    def write(self, subject: str, body: bytes, headers: Mapping[str, str] | None, at: datetime) -> None:
         if self.count is not None and self.written >= self.count:
             return
-        body, headers = msg.data, msg.headers
         if self.redact:
             body, headers = redact_body(body), redact_headers(headers)
-        line = encode_recorded(RecordedMessage(msg.subject, body, headers, datetime.now(UTC)))
+        line = encode_recorded(RecordedMessage(subject, body, headers, at))
         self.out.write(line)
         self.out.flush()
         self.written += 1
@@ -171,17 +220,30 @@ async def _record(settings: Settings, subjects: list[str], recorder: Recorder, a
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         recorder.progress.clear()
-    elapsed = time.monotonic() - started
-    print(
-        f"agent-worker record: {recorder.written} messages ({recorder.bytes:,} bytes) written to {args.out} "
-        f"in {elapsed:.1f} s",
-        file=sys.stderr,
-    )
+    recorder.report(args.out, time.monotonic() - started)
     if dropped > 0:
         print(
             f"agent-worker record: {dropped} messages were dropped, arriving faster than they could be written",
             file=sys.stderr,
         )
+
+
+async def _copy_stream(settings: Settings, subjects: list[str], recorder: Recorder, args: argparse.Namespace) -> None:
+    """The messages stored in `args.stream` (read-only), as `record` writes live ones."""
+    nc = await connect_or_give_up(settings, name="agent-worker-record")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, recorder.done.set)
+    started = time.monotonic()
+    start = None if args.since is None else datetime.now(UTC) - args.since
+    try:
+        print(f"agent-worker record: copying {args.stream} ({subjects[0]}) to {args.out}", file=sys.stderr, flush=True)
+        await read_stream(nc, args.stream, subjects[0], ReadRange(start), recorder.on_stored, label="messages")
+    finally:
+        await nc.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    recorder.report(args.out, time.monotonic() - started)
 
 
 def _server(nc: Client) -> str:

@@ -20,37 +20,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from catalog import CatalogError, load_catalog
-from worker.commands._nats import connect_or_give_up
+from worker.commands._nats import (
+    ReadRange,
+    WorkQueueError,
+    connect_or_give_up,
+    parse_duration,
+    parse_time,
+    read_stream,
+)
 from worker.contract import RESULTS_SUBJECT_PREFIX
 from worker.logging import configure_logging
-from worker.progress import Progress
 from worker.reprice import Repricer
 from worker.settings import Settings, SettingsError
 
-__all__ = ["ReadRange", "add_arguments", "parse_duration", "read_results", "run"]
+__all__ = ["add_arguments", "read_results", "run"]
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
-# No result for this long while more were expected: the read has stalled (a lost server, say).
-_STALL_SECS = 30.0
-# The ordered consumer's backlog in this process: flow control keeps the server within it.
-_PENDING_BYTES = 64 * 2**20
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
-_UNIT_SECS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,33 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", type=Path, required=True, metavar="NEW.toml", help="the catalog to price under")
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--since", type=parse_duration, metavar="DURATION", help="results of the last 90m, 24h, 7d…")
-    when.add_argument("--from", dest="start", type=_parse_time, metavar="TIME", help="results stored from TIME")
-    parser.add_argument("--to", dest="end", type=_parse_time, metavar="TIME", help="… up to TIME (inclusive)")
+    when.add_argument("--from", dest="start", type=parse_time, metavar="TIME", help="results stored from TIME")
+    parser.add_argument("--to", dest="end", type=parse_time, metavar="TIME", help="… up to TIME (inclusive)")
     parser.add_argument(
         "--by", choices=["tier", "model", "tier,model"], default="tier,model", help="group by (default: tier,model)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout instead of the tables")
-
-
-def parse_duration(text: str) -> timedelta:
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 15m, 24h, 7d or 2w")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECS[match.group(2)])
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-12-01T00:00:00Z") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-@dataclass(frozen=True, slots=True)
-class ReadRange:
-    start: datetime | None = None
-    end: datetime | None = None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         read = asyncio.run(read_results(settings, ReadRange(start, args.end), repricer.add))
-    except (OSError, TimeoutError, NotFoundError) as exc:
+    except (OSError, TimeoutError, NotFoundError, WorkQueueError) as exc:
         print(f"agent-worker reprice: cannot read {settings.results_stream}: {str(exc) or repr(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -125,84 +101,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def read_results(settings: Settings, window: ReadRange, add: Callable[[bytes], None]) -> int:
-    """Hand every stored result in `window` to `add`, in stream order; returns how many were read."""
+    """Hand the body of every stored result in `window` to `add`, in stream order; returns how many were read."""
+
+    def on_result(msg: Msg, _stored_ns: int) -> bool:
+        add(msg.data)
+        return True
+
     nc = await connect_or_give_up(settings, name="agent-worker-reprice")
     try:
-        js = nc.jetstream()
-        stream = settings.results_stream
-        last = (await js.stream_info(stream)).state.last_seq  # results stored after this are not read
-        if last == 0:
-            return 0
-        reader = _Reader(add, last, window.end)
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.ALL if window.start is None else DeliverPolicy.BY_START_TIME,
-            opt_start_time=window.start,
+        return await read_stream(
+            nc, settings.results_stream, RESULTS_SUBJECT_PREFIX + ">", window, on_result, label="results"
         )
-        subscription = await js.subscribe(
-            RESULTS_SUBJECT_PREFIX + ">",
-            stream=stream,
-            cb=reader.on_message,
-            ordered_consumer=True,
-            config=config,
-            pending_bytes_limit=_PENDING_BYTES,
-        )
-        try:
-            info = await subscription.consumer_info()
-            pending = info.num_pending or 0
-            delivered = info.delivered.consumer_seq if info.delivered is not None else 0
-            if pending == 0 and delivered == 0:
-                return 0  # nothing stored in the range
-            reader.progress.total = pending + delivered
-            await reader.wait()
-        finally:
-            reader.progress.clear()
-            await subscription.unsubscribe()
-        return reader.read
     finally:
         await nc.close()
-
-
-class _Reader:
-    def __init__(self, add: Callable[[bytes], None], last_seq: int, end: datetime | None) -> None:
-        self.add = add
-        self.last_seq = last_seq
-        self.end_ns = None if end is None else int(end.timestamp() * 1_000_000_000)
-        self.read = 0
-        self.done = asyncio.Event()
-        self.progress = Progress(None, sys.stderr, label="results")
-
-    async def on_message(self, msg: Msg) -> None:
-        if self.done.is_set():
-            return
-        stream_seq, stored_ns, pending = _position(msg.reply)
-        if self.end_ns is not None and stored_ns > self.end_ns:
-            self.done.set()
-            return
-        self.add(msg.data)
-        self.read += 1
-        self.progress.advance()
-        if pending == 0 or stream_seq >= self.last_seq:
-            self.done.set()
-
-    async def wait(self) -> None:
-        """Until the last result of the range; raises TimeoutError if none comes for a long while."""
-        while not self.done.is_set():
-            seen = self.read
-            try:
-                await asyncio.wait_for(self.done.wait(), _STALL_SECS)
-            except TimeoutError:
-                if self.read == seen:
-                    raise TimeoutError(f"no result for {_STALL_SECS:g} s after {seen:,} read") from None
-
-
-def _position(reply: str) -> tuple[int, int, int]:
-    """Stream sequence, storage time (ns) and messages pending, from a JetStream message's reply subject.
-
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>`, or the newer form
-    with domain and account hash before the stream and a random token after `pending`. Read here rather
-    than through `msg.metadata`, which builds objects and a datetime per message: at tens of thousands
-    of results a second that is a fifth of the time.
-    """
-    tokens = reply.split(".")
-    tail = -1 if len(tokens) == 9 else -2
-    return int(tokens[tail - 3]), int(tokens[tail - 1]), int(tokens[tail])
