@@ -21,6 +21,7 @@ names, codes and counts only, never a prompt, a message, an answer or a key (doc
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -97,6 +98,7 @@ ENV_NAMES = (
 )
 """The standard variables that shape this worker's traces (the SDK reads them; deploy files may set them)."""
 _SCOPE = "agent-worker"
+_QUIET_LOGGERS = ("opentelemetry.trace.span", "opentelemetry.trace.propagation.tracecontext")
 _INT64_LIMIT = 2**63
 _DEFAULT_SERVICE_NAME = "agent-worker"
 
@@ -121,6 +123,11 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    # The API warns through the standard logging (unstructured, on standard error) about malformed trace
+    # context, quoting it: that comes from job headers, which the contract says are ignored when malformed, and
+    # no header may reach a log. The SDK's own warnings (an export that failed, a full queue) stay.
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: _DEFAULT_SERVICE_NAME}))

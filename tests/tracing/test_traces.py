@@ -229,6 +229,24 @@ async def test_a_malformed_traceparent_starts_a_new_trace_and_the_job_completes(
     assert int(flags, 16) & 1  # sampled (a new trace's id is also flagged random: 03)
 
 
+async def test_a_malformed_tracestate_is_dropped_and_never_quoted(
+    worker: WorkerProcess, receiver: OtlpReceiver, client: Client, results: ResultWatch
+) -> None:
+    body = traced_job()
+    run_id = body["data"]["runId"]
+    garbage = "vendor=ok,not a member: " + MESSAGE  # a member that is not `key=value`, quoting the message
+    await publish_job(
+        client, body, headers={"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01", "tracestate": garbage}
+    )
+
+    assert (await results.one(run_id, within=20))["status"] == "completed"
+    spans = await receiver.wait_for(lambda spans: len(job_spans(spans, run_id)) == 1)
+    (job_span,) = job_spans(spans, run_id)
+    assert job_span.parent_span_id == PARENT_SPAN_ID  # the traceparent still counts
+    assert "tracestate" not in await stored_headers(client, run_id)
+    assert MESSAGE[:20] not in worker.log_path.read_text()
+
+
 async def test_a_refused_job_records_its_error_code_on_the_job_span(
     worker: WorkerProcess, receiver: OtlpReceiver, client: Client, results: ResultWatch
 ) -> None:
