@@ -1,4 +1,4 @@
-"""docs/contract.md, the published wire contract, says what the code does: tiers, catalog, statuses, codes, reasons.
+"""docs/contract.md, the published wire contract, says what the code does: tiers, catalog, codes, reasons, streams.
 
 The page is read as an integrator reads it (its tables and sentences); the code's side is the default catalog
 (catalog/default.toml), the result's status type and the ErrorCode / DlqReason enums. References to it from the
@@ -18,7 +18,10 @@ import pytest
 
 from catalog import bill, default_catalog, multiplier_text
 from worker.contract import DlqReason, ErrorCode, usage_from_wire
+from worker.jetstream import topology
+from worker.jetstream.topology import stream_configs
 from worker.result import Status
+from worker.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -138,3 +141,19 @@ def test_every_reference_names_a_section_it_has() -> None:
             for number in re.findall(r"§(\d+)", reference):
                 assert int(number) in sections, f"{path.relative_to(ROOT)} cites docs/contract.md §{number}"
     assert outside == [], f"a file refers outside the repository ({OUTSIDE})"
+
+
+def test_the_stream_settings_an_api_relies_on_are_the_ones_the_worker_makes_and_warns_about() -> None:
+    rows = [[cell.replace("`", "") for cell in row] for row in _table(_section("Stream settings an API relies on"))]
+    configs = {config.name: config for config in stream_configs(Settings.from_env({}))}
+    jobs, results = configs["MASCHINA_JOBS"], configs["MASCHINA_RESULTS"]
+    assert jobs.duplicate_window is not None
+    assert results.duplicate_window is not None
+    assert [row[:2] for row in rows] == [
+        ["MASCHINA_JOBS", f"duplicate_window {jobs.duplicate_window / 60:g} min"],
+        ["MASCHINA_RESULTS", "allow_direct" if results.allow_direct else "(not made)"],
+        ["MASCHINA_RESULTS", f"duplicate_window ≥ {results.duplicate_window / 3600:g} h"],
+    ]
+    warned = Path(topology.__file__).read_text()
+    for row in rows:
+        assert f'"{row[-1]}"' in warned, f"the worker logs no warning named {row[-1]}"
