@@ -103,7 +103,10 @@ class Repricer:
         if model is not None:
             tally.multipliers_before.add(billing["multiplier"])
         if result["status"] == "rejected":
-            if result["error"]["code"] in _GATE_CODES and isinstance(self._gate(tier, requested), Allowed):
+            code = result["error"]["code"]
+            # An unknown model longer than the result echoes (256 characters) reads as null: not the default.
+            knowable = not (code == "unknown_model" and requested is None)
+            if code in _GATE_CODES and knowable and isinstance(self._gate(tier, requested), Allowed):
                 tally.newly_allowed += 1
             return
         verdict = self._gate(tier, requested)

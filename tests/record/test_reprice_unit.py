@@ -87,3 +87,11 @@ def test_reading_positions_from_both_reply_subject_forms() -> None:
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_a_refused_model_too_long_to_echo_is_not_taken_for_the_default() -> None:
+    refused = stored(RESULTS[6])  # m1 asking for Opus: model_not_allowed
+    unechoed = {**refused, "requestedModel": None, "error": {**refused["error"], "code": "unknown_model"}}
+    repricer = Repricer(default_catalog())
+    repricer.add(orjson.dumps(unechoed))
+    assert repricer.total().newly_allowed == 0
