@@ -1,6 +1,9 @@
 // Generated from `agent-worker schema --which result` by scripts/generate-types.ts: do not edit.
 // Regenerate with `make examples-types` (from the repository root).
 
+/**
+ * Every error code a result may carry (§6).
+ */
 export type ErrorCode =
   | "invalid_job"
   | "unknown_tier"
@@ -15,6 +18,7 @@ export type ErrorCode =
   | "provider_unavailable"
   | "provider_error"
   | "timeout"
+  | "result_too_large"
   | "max_deliveries_exceeded";
 
 export interface RunResult {
