@@ -1,9 +1,17 @@
-"""The TypedDicts of examples/python/agent_jobs.py against `agent-worker schema`: a field added there shows here."""
+"""The example clients' types against `agent-worker schema`: a field added there shows here.
+
+The Python TypedDicts are compared field by field; the generated TypeScript files by the schema's digest they
+record (the TypeScript suite compares them whole, but needs node).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
+import orjson
 import pytest
 from agent_jobs import Billing, Job, Result, ResultError, Usage
 
@@ -33,3 +41,15 @@ def test_fields_and_required_fields_match_the_schema(typed: Any, definition: dic
 
 def test_the_statuses_match_the_schema() -> None:
     assert set(get_args(get_type_hints(Result)["status"])) == set(_RESULT["properties"]["status"]["enum"])
+
+
+@pytest.mark.parametrize("which", ["job", "result"])
+def test_the_generated_typescript_types_are_of_this_schema(which: str) -> None:
+    generated = Path(__file__).resolve().parents[2] / "examples" / "typescript" / "src" / "generated" / f"{which}.ts"
+    recorded = re.search(r"^// Schema sha256: ([0-9a-f]{64})$", generated.read_text(), re.M)
+    assert recorded is not None, f"{generated} records no schema digest"
+    # What `agent-worker schema --which` prints, without the final newline.
+    printed = orjson.dumps(schemas()[which], option=orjson.OPT_INDENT_2)
+    assert recorded.group(1) == hashlib.sha256(printed).hexdigest(), (
+        f"{generated.name} is stale: run `make examples-types`"
+    )

@@ -7,6 +7,7 @@
  * regenerates in memory and fails when the committed files differ: the schema changed, regenerate.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,18 +17,19 @@ import { compile, type JSONSchema } from "json-schema-to-typescript";
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const generatedDir = join(packageRoot, "src", "generated");
 
-const banner = (which: string): string =>
+// The schema's digest lets tests/examples/test_python_types.py see a stale file without node.
+const banner = (which: string, text: string): string =>
   `// Generated from \`agent-worker schema --which ${which}\` by scripts/generate-types.ts: do not edit.\n` +
-  "// Regenerate with `make examples-types` (from the repository root).\n";
+  "// Regenerate with `make examples-types` (from the repository root).\n" +
+  `// Schema sha256: ${createHash("sha256").update(text.trimEnd()).digest("hex")}\n`;
 
 export function workerPython(): string {
   return process.env.AGENT_WORKER_PYTHON ?? resolve(packageRoot, "../../.venv/bin/python");
 }
 
 /** The worker's schema of the job or of the result, as `agent-worker schema` prints it. */
-export function workerSchema(which: "job" | "result"): JSONSchema {
-  const text = execFileSync(workerPython(), ["-m", "worker", "schema", "--which", which], { encoding: "utf8" });
-  return JSON.parse(text) as JSONSchema;
+export function workerSchema(which: "job" | "result"): string {
+  return execFileSync(workerPython(), ["-m", "worker", "schema", "--which", which], { encoding: "utf8" });
 }
 
 /**
@@ -57,9 +59,10 @@ function forTypeScript(node: unknown, isDefinition = true): unknown {
 export async function generatedTypes(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   for (const which of ["job", "result"] as const) {
-    const schema = forTypeScript(workerSchema(which)) as JSONSchema;
+    const printed = workerSchema(which);
+    const schema = forTypeScript(JSON.parse(printed)) as JSONSchema;
     const text = await compile(schema, which === "job" ? "Job" : "RunResult", {
-      bannerComment: banner(which),
+      bannerComment: banner(which, printed),
       additionalProperties: false,
       format: true,
       style: { printWidth: 120 },

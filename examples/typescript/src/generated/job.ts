@@ -1,5 +1,6 @@
 // Generated from `agent-worker schema --which job` by scripts/generate-types.ts: do not edit.
 // Regenerate with `make examples-types` (from the repository root).
+// Schema sha256: 54f7e3f08bde8ccf93e8e86bc6cc12180d15028ca0487ed2970dde6bfa698060
 
 /**
  * An agent.execute job: an envelope whose `data` is an object, or else a bare job. Unknown fields are ignored.

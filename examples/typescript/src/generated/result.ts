@@ -1,5 +1,6 @@
 // Generated from `agent-worker schema --which result` by scripts/generate-types.ts: do not edit.
 // Regenerate with `make examples-types` (from the repository root).
+// Schema sha256: b97fa281503b6643a48727e1fb809d711e2dd3aeca5332c33d0f4b453bb4d2d2
 
 /**
  * Every error code a result may carry (§6).
