@@ -149,8 +149,12 @@ function fromReply(
       max: 1,
       callback: (err, msg) => {
         clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(msg.json<RunResult>());
+        try {
+          if (err) throw err;
+          resolve(msg.json<RunResult>());
+        } catch (failure) {
+          reject(failure);
+        }
       },
     });
     const timer = setTimeout(() => {
