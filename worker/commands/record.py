@@ -34,7 +34,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -150,6 +150,7 @@ class Recorder:
         """A live message."""
         self.seen += 1
         self.write(msg.subject, msg.data, msg.headers, datetime.now(UTC))
+        self.progress.advance()  # (a stream's reader draws its own)
 
     def on_stored(self, msg: Msg, stored_ns: int) -> bool:
         """A message read from a stream; False once no more are wanted (--count, or a signal)."""
@@ -163,6 +164,7 @@ class Recorder:
         return not self.done.is_set()
 
     def report(self, out: Path, elapsed: float) -> None:
+        self.progress.clear()
         print(
             f"agent-worker record: {self.written} messages ({self.bytes:,} bytes) written to {out} in {elapsed:.1f} s",
             file=sys.stderr,
@@ -178,20 +180,32 @@ class Recorder:
         self.out.flush()
         self.written += 1
         self.bytes += len(line)
-        self.progress.advance()
         if self.count is not None and self.written >= self.count:
             self.done.set()
 
 
-async def _record(settings: Settings, subjects: list[str], recorder: Recorder, args: argparse.Namespace) -> None:
-    # Until connected, Ctrl-C and SIGTERM end the process as usual: nothing has been written yet.
+@contextlib.asynccontextmanager
+async def _connected(settings: Settings, stop: asyncio.Event) -> AsyncIterator[Client]:
+    """Connected, with Ctrl-C and SIGTERM setting `stop` (as --count does) instead of ending the process.
+
+    Until connected they end the process as usual: nothing has been written yet.
+    """
     nc = await connect_or_give_up(settings, name="agent-worker-record")
     loop = asyncio.get_running_loop()
-    # From here a signal ends the wait like --count does; the messages already received are still written (drain).
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, recorder.done.set)
-    started = time.monotonic()
+        loop.add_signal_handler(signum, stop.set)
     try:
+        yield nc
+    finally:
+        if not nc.is_closed:
+            await nc.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _record(settings: Settings, subjects: list[str], recorder: Recorder, args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    async with _connected(settings, recorder.done) as nc:
         subscriptions = [
             await nc.subscribe(
                 subject,
@@ -210,16 +224,10 @@ async def _record(settings: Settings, subjects: list[str], recorder: Recorder, a
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(recorder.done.wait(), args.duration)
-        # Unsubscribes, then writes what was already received: nothing the server sent before is lost.
+        # Unsubscribes, then writes what was already received (a signal included): nothing the server sent is lost.
         await nc.drain()
-        # The client counts every message that reached it, also those it dropped for want of room.
-        dropped = sum(subscription.delivered for subscription in subscriptions) - recorder.seen
-    finally:
-        if not nc.is_closed:
-            await nc.close()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        recorder.progress.clear()
+    # The client counts every message that reached it, also those it dropped for want of room.
+    dropped = sum(subscription.delivered for subscription in subscriptions) - recorder.seen
     recorder.report(args.out, time.monotonic() - started)
     if dropped > 0:
         print(
@@ -230,19 +238,11 @@ async def _record(settings: Settings, subjects: list[str], recorder: Recorder, a
 
 async def _copy_stream(settings: Settings, subjects: list[str], recorder: Recorder, args: argparse.Namespace) -> None:
     """The messages stored in `args.stream` (read-only), as `record` writes live ones."""
-    nc = await connect_or_give_up(settings, name="agent-worker-record")
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, recorder.done.set)
     started = time.monotonic()
     start = None if args.since is None else datetime.now(UTC) - args.since
-    try:
+    async with _connected(settings, recorder.done) as nc:
         print(f"agent-worker record: copying {args.stream} ({subjects[0]}) to {args.out}", file=sys.stderr, flush=True)
         await read_stream(nc, args.stream, subjects[0], ReadRange(start), recorder.on_stored, label="messages")
-    finally:
-        await nc.close()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
     recorder.report(args.out, time.monotonic() - started)
 
 
