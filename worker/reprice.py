@@ -111,7 +111,8 @@ class Repricer:
             return
         verdict = self._gate(tier, requested)
         if isinstance(verdict, Denied):
-            tally.refused += 1
+            # Counted when the run had reached a model; one that never did (say, out of deliveries first) billed 0.
+            tally.refused += model is not None
             return
         if model is not None and verdict.model.id != model:
             tally.rerouted += 1
