@@ -2,7 +2,8 @@
 
 Tiers (pytest markers, registered in pyproject.toml): `unit` (pure, in-process, no I/O), `nats` (a real
 nats-server, loopback servers or one short child process), `system` (several processes, kills, fault scenarios,
-`agent-worker run` children, the bench smoke run). `make test-fast` runs `-m "unit or nats"`; `make test` all.
+`agent-worker run` children, the bench smoke run). `make test-fast` runs `-m "(unit or nats) and not system"`
+(a slow fault scenario in a nats module carries its own `@pytest.mark.system`); `make test` runs all.
 A test module without a tier (`pytestmark = pytest.mark.unit`, ...) stops the run.
 
 `nats_server`: a real nats-server with JetStream, started for one test on a free loopback port with its
@@ -14,6 +15,7 @@ own temporary store, and removed afterwards. Connect with `nats_server.url`; `na
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import nats
 import pytest
@@ -39,9 +41,17 @@ def _tiers(item: pytest.Item) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _reset_logging() -> Iterator[None]:
-    # A command run in-process (replay, record, catalog) configures structlog to print to the stream captured for
-    # its test, which closes after it: the next test's logs must not go there, whichever folder it is in.
+def _reset_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # A command run in-process (replay, record, usage) configures structlog to print to the stream captured for
+    # its test, which closes after it: the next test's logs must not go there, whichever folder it is in. Loggers
+    # must not cache that stream either (the worker caches them on first use), or a module's logger first used in
+    # that test would write to the closed stream in every later one.
+    configure = structlog.configure
+
+    def uncached(*args: Any, **kwargs: Any) -> None:
+        configure(*args, **{**kwargs, "cache_logger_on_first_use": False})
+
+    monkeypatch.setattr(structlog, "configure", uncached)
     yield
     structlog.reset_defaults()
 

@@ -19,8 +19,8 @@ from worker.service import Worker
 @pytest.fixture(autouse=True)
 def _quick_fetch_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     # An idle fetch loop notices a stop only when its pull times out: a short pull makes each test's worker stop in
-    # a fraction of a second instead of a second. Nothing these tests assert depends on the pull's length.
-    monkeypatch.setattr(pull, "FETCH_TIMEOUT_SECS", 0.2)
+    # a tenth of a second instead of a second. Nothing these tests assert depends on the pull's length.
+    monkeypatch.setattr(pull, "FETCH_TIMEOUT_SECS", 0.1)
 
 
 @pytest.fixture

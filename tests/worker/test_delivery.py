@@ -68,6 +68,7 @@ async def test_same_job_published_twice_runs_once_and_replies_twice(
     assert len(results.by_run[run_id]) == 1
 
 
+@pytest.mark.system  # a fault scenario (ack_wait expiries): not in make test-fast
 async def test_worker_that_died_after_storing_but_before_acking(
     nats_server: NatsServer, start_worker: StartWorker, client: Client, provider: FakeProvider
 ) -> None:
@@ -182,6 +183,7 @@ async def test_without_a_signing_key_signatures_are_not_checked(
     assert (await results.one(body["data"]["runId"]))["status"] == "completed"
 
 
+@pytest.mark.system  # a fault scenario (ack_wait expiries): not in make test-fast
 async def test_job_longer_than_ack_wait_is_kept_alive_not_redelivered(
     start_worker: StartWorker, client: Client, results: ResultWatch
 ) -> None:
@@ -226,6 +228,7 @@ async def test_retryable_failure_is_nakked_then_fails_retryable_on_the_last_deli
     await wait_until_acked(client)
 
 
+@pytest.mark.system  # a fault scenario (ack_wait expiries): not in make test-fast
 async def test_job_out_of_deliveries_is_dead_lettered_and_fails(
     nats_server: NatsServer, start_worker: StartWorker, client: Client, results: ResultWatch, provider: FakeProvider
 ) -> None:
@@ -263,6 +266,7 @@ async def test_job_out_of_deliveries_is_dead_lettered_and_fails(
     assert dead == 1
 
 
+@pytest.mark.system  # a fault scenario (ack_wait expiries): not in make test-fast
 async def test_job_out_of_deliveries_with_a_stored_result_is_only_removed(
     nats_server: NatsServer, start_worker: StartWorker, client: Client, results: ResultWatch, provider: FakeProvider
 ) -> None:

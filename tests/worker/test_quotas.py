@@ -216,6 +216,7 @@ async def test_the_month_is_read_from_the_real_message_timestamp(client: Client,
     await subscription.unsubscribe()
 
 
+@pytest.mark.system  # a fault scenario (ack_wait expiries): not in make test-fast
 async def test_max_deliveries_exceeded_settles_a_reservation_left_behind(
     nats_server: NatsServer, client: Client, results: ResultWatch
 ) -> None:

@@ -94,7 +94,7 @@ class Puller:
             except nats.errors.Error as exc:
                 log.debug("pull_unsubscribe_failed", puller=self._name, error=repr(exc))
 
-    async def pull(self, batch: int, *, expires: float = FETCH_TIMEOUT_SECS) -> bool:
+    async def pull(self, batch: int, *, expires: float | None = None) -> bool:
         """Ask for up to `batch` messages (each goes to `deliver` as it arrives); return when the request ends.
 
         It ends when `batch` messages came, the server says it has no more or the request expired (about
@@ -102,6 +102,8 @@ class Puller:
         A failed request (an outage, the consumer missing) is logged and followed by a short pause, so a loop
         calling again does not spin against a server that is down.
         """
+        if expires is None:
+            expires = FETCH_TIMEOUT_SECS  # read when called, so tests can shorten it
         token = str(next(self._tokens))
         request = _Request(batch)
         self._token, self._current = token, request
