@@ -16,13 +16,13 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from catalog import Catalog, default_catalog, load_catalog
+from worker.delivery import JobHandler
 from worker.door import Door
 from worker.http import HealthServer
 from worker.jetstream.advisories import MaxDeliveries
 from worker.jetstream.connection import connect
 from worker.jetstream.consumer import JobConsumer
 from worker.jetstream.deadletter import DeadLetters
-from worker.jetstream.handling import JobHandling
 from worker.jetstream.recorder import Recorder
 from worker.jetstream.results import ResultStore
 from worker.jetstream.topology import ensure_topology
@@ -112,7 +112,7 @@ class Worker:
             quotas=self._quotas,
         )
         recorder = Recorder(self._nc, store, metrics=self.metrics, catalog=self.catalog)
-        handling = JobHandling(
+        handler = JobHandler(
             door=door, pipeline=pipeline, recorder=recorder, dead_letters=DeadLetters(self._nc), metrics=self.metrics
         )
         self._advisories = MaxDeliveries(
@@ -120,7 +120,7 @@ class Worker:
             jobs_stream=settings.jobs_stream,
             advisories_stream=settings.advisories_stream,
             consumer=topology.advisory_consumer,
-            handling=handling,
+            handler=handler,
         )
         await self._advisories.start()
         self._consumer = JobConsumer(
@@ -128,7 +128,7 @@ class Worker:
             stream=settings.jobs_stream,
             consumer=topology.consumer,
             concurrency=settings.concurrency,
-            handling=handling,
+            handler=handler,
         )
         await self._consumer.start()
         if settings.http_port:

@@ -23,11 +23,11 @@ from tests.worker.support import (
     wait_until_acked,
     worker_settings,
 )
+from worker.delivery import JobHandler
 from worker.door import Door
 from worker.embedded import NatsServer
 from worker.jetstream.advisories import MaxDeliveries
 from worker.jetstream.deadletter import DeadLetters
-from worker.jetstream.handling import JobHandling
 from worker.jetstream.recorder import Recorder
 from worker.jetstream.results import ResultStore
 from worker.jetstream.topology import advisory_consumer_config, ensure_topology, max_deliveries_subject
@@ -149,7 +149,7 @@ def _handler(client: Client, settings: Settings) -> MaxDeliveries:
         jobs_stream=settings.jobs_stream,
         advisories_stream=settings.advisories_stream,
         consumer=advisory_consumer_config(settings),
-        handling=JobHandling(
+        handler=JobHandler(
             door=Door(),
             pipeline=Pipeline(catalog=catalog, providers={"anthropic": FakeProvider()}, worker_id="worker-test-2"),
             recorder=Recorder(client, store, metrics=metrics, catalog=catalog),

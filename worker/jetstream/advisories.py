@@ -4,9 +4,9 @@ JetStream announces each one with a consumer advisory. The advisories stream sto
 `topology`), so an advisory sent while no replica is connected waits for the next replica to start.
 Every replica pulls from the advisories stream's shared durable consumer, so each advisory is handled
 by one replica at a time: the job is read back from the jobs stream by its sequence (a WorkQueue stream
-keeps it until acked or deleted), dead-lettered with `max_deliveries_exceeded`, given a `failed` result
-with the same code when its runId is usable, and then deleted so it does not linger. The advisory is
-acked only after that; one whose handling failed (a NATS outage) is redelivered.
+keeps it until acked or deleted), ended by `worker.delivery.JobHandler.exhausted` (a dead letter with
+`max_deliveries_exceeded`, and a `failed` result with the same code when its runId is usable), and then deleted
+so it does not linger. The advisory is acked only after that; one whose handling failed is redelivered.
 
 Handling is idempotent, so a redelivered or concurrently handled advisory changes nothing: a job
 already gone is skipped, a job with a stored result is only deleted, the dead letter carries a
@@ -25,14 +25,11 @@ import orjson
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, RawStreamMsg
+from nats.js.api import ConsumerConfig
 from nats.js.errors import APIError, NotFoundError
 
 from worker import tracing
-from worker.contract import DlqReason
-from worker.door import DeadLetter
-from worker.jetstream.handling import JobHandling
-from worker.jetstream.persist import through_outages
+from worker.delivery import Delivery, JobHandler
 from worker.jetstream.pull import Puller
 
 __all__ = ["MaxDeliveries"]
@@ -55,13 +52,13 @@ class MaxDeliveries:
         jobs_stream: str,
         advisories_stream: str,
         consumer: ConsumerConfig,
-        handling: JobHandling,
+        handler: JobHandler,
     ) -> None:
         self._js = nc.jetstream()
         self._stream = jobs_stream
         # The advisory consumer as the server has it: its max_deliver says when an advisory is given up.
         self._consumer = consumer
-        self._handling = handling
+        self._handler = handler
         self._arrived: deque[Msg] = deque()
         assert consumer.durable_name is not None
         self._puller = Puller(
@@ -136,45 +133,25 @@ class MaxDeliveries:
             job = await self._js.get_msg(self._stream, seq=stream_seq)
         except NotFoundError:
             return  # already gone: acked or deleted meanwhile
-        # The job's own trace goes on to its last word: the failed result carries this span's traceparent.
+        delivery = Delivery(
+            body=job.data or b"",
+            headers=job.headers,
+            subject=job.subject or "",
+            stream_seq=stream_seq,
+            attempt=deliveries,
+            final=True,
+            published=job.time or datetime.now(UTC),
+        )
+        # The job's own trace goes on to its last word: the failed result carries this span's traceparent. Its own
+        # task, so the job's log fields stay with it and do not follow the next advisory.
         with tracing.job_span(job, seq=stream_seq, deliveries=deliveries):
-            await self._end(job, stream_seq, deliveries)
-
-    async def _end(self, job: RawStreamMsg, stream_seq: int, deliveries: int) -> None:
-        body = job.data or b""
-        subject = job.subject or ""
-        handling = self._handling
-        verdict = handling.door.open(body, job.headers)
-        ref = None if isinstance(verdict, DeadLetter) else verdict.ref
-        bound = log.bind(streamSeq=stream_seq, runId=ref.run_id if ref else None, attempt=deliveries)
-        if tracing.enabled and ref is not None:
-            tracing.job_read(ref)
-        stored = await handling.recorder.store.lookup(ref.run_id) if ref is not None else None
-        if stored is not None:
-            bound.info("undelivered_job_has_result")
-        else:
-            reason = DlqReason.MAX_DELIVERIES_EXCEEDED
-            detail = f"The job was delivered {deliveries} times without producing a result."
-            await through_outages(
-                lambda: handling.dead_letters.send(
-                    body, reason=reason, detail=detail, subject=subject, stream_seq=stream_seq
-                ),
-                what="dead letter",
-            )
-            handling.metrics.dead_letters.labels(reason=reason.value).inc()
-            bound.warning("job_dead_lettered", reason=reason.value, detail=detail)
-            if ref is not None:
-                stored = await handling.recorder.record(ref, handling.pipeline.undeliverable(ref, attempt=deliveries))
-        quotas = handling.pipeline.quotas
-        if quotas is not None and ref is not None and stored is not None:
-            # Settled like any stored result: a reservation an earlier delivery left is moved into billed.
-            await quotas.settle_stored(ref.user_id, job.time or datetime.now(UTC), ref.run_id, stored)
+            await asyncio.create_task(self._handler.exhausted(delivery))
         try:
             await self._js.delete_msg(self._stream, stream_seq)
         except APIError as exc:
             if exc.err_code != _DELETE_FAILED:
                 raise
-            bound.info("undelivered_job_already_deleted", error=exc.description)
+            log.info("undelivered_job_already_deleted", streamSeq=stream_seq, error=exc.description)
 
 
 async def _ack(message: Msg) -> None:

@@ -1,8 +1,7 @@
 """The job consumer: pull jobs in batches of free slots and run each as its own task (docs/contract.md §7).
 
-Per job: door → dead-letter (and terminate), or → stored result? (re-send it, ack) → pipeline →
-nak with a delay (retryable, deliveries remain), or store the result → reply copy → ack.
-A job is acked only once its record is stored; while it runs, `in_progress` keeps it ours.
+Per job: keep it alive with `in_progress` while `worker.delivery.JobHandler` decides its fate (store its result
+or dead letter), then apply that decision to the message: ack, nak with a delay, or terminate.
 """
 
 from __future__ import annotations
@@ -18,20 +17,14 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
 from worker import tracing
-from worker.door import DeadLetter
-from worker.jetstream.handling import JobHandling
-from worker.jetstream.persist import through_outages
+from worker.delivery import Ack, Decision, Delivery, JobHandler, Nak, Term
 from worker.jetstream.pull import FETCH_TIMEOUT_SECS, Puller
 from worker.jetstream.usage import published_at
-from worker.logging import bind_job
-from worker.pipeline import Retry
-from worker.quotas import may_hold_reservation
 
 __all__ = ["JobConsumer"]
 
 log = structlog.get_logger(__name__)
 
-_FOUND = {"found": True}
 _ERROR_BACKOFF_SECS = 0.5
 
 
@@ -43,7 +36,7 @@ class JobConsumer:
         stream: str,
         consumer: ConsumerConfig,
         concurrency: int,
-        handling: JobHandling,
+        handler: JobHandler,
     ) -> None:
         assert consumer.durable_name is not None
         self._puller = Puller(nc, stream=stream, consumer=consumer.durable_name, name="jobs", deliver=self._arrived)
@@ -51,10 +44,10 @@ class JobConsumer:
         # The consumer as the server has it: another replica may have created it with other settings.
         self._max_deliver = consumer.max_deliver if consumer.max_deliver and consumer.max_deliver > 0 else None
         self._heartbeat_secs = (consumer.ack_wait or 30.0) / 3
-        self._handling = handling
+        self._handler = handler
         self._jobs: set[asyncio.Task[None]] = set()
         # Read when scraped rather than counted up and down on every job.
-        handling.metrics.in_flight.set_function(lambda: len(self._jobs))
+        handler.metrics.in_flight.set_function(lambda: len(self._jobs))
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -125,80 +118,31 @@ class JobConsumer:
     async def _run_job(self, message: Msg) -> None:
         received = time.monotonic()
         keep_alive = _KeepAlive(message, self._heartbeat_secs)
+        metadata = message.metadata  # parsed from the reply subject on every access
+        attempt = int(metadata.num_delivered or 1)
         try:
             with tracing.job_span(message):
-                await self._process(message, received)
+                delivery = Delivery(
+                    body=message.data,
+                    headers=message.headers,
+                    subject=message.subject,
+                    stream_seq=metadata.sequence.stream,
+                    attempt=attempt,
+                    final=self._max_deliver is not None and attempt >= self._max_deliver,
+                    published=published_at(message) if self._handler.counts_usage else None,
+                    received=received,
+                )
+                decision = await self._handler.handle(delivery)
+                await _apply(message, decision)
         except asyncio.CancelledError:
             await _hand_back(message)
             raise
         except Exception:
             # A bug, not a provider error: retry later, and the max-deliveries path ends it if it persists.
             log.exception("job_crashed")
-            retry = self._handling.pipeline.retry
-            await _hand_back(message, delay=retry.redelivery_delay(_attempt(message.metadata)))
+            await _hand_back(message, delay=self._handler.crashed(attempt).delay)
         finally:
             keep_alive.cancel()
-
-    async def _process(self, message: Msg, received: float) -> None:
-        handling, metrics = self._handling, self._handling.metrics
-        metadata = message.metadata  # parsed from the reply subject on every access
-        attempt = _attempt(metadata)
-        stream_seq = metadata.sequence.stream
-        if attempt > 1:
-            metrics.redeliveries.inc()
-        verdict = handling.door.open(message.data, message.headers)
-        if isinstance(verdict, DeadLetter):
-            bind_job(attempt=attempt, streamSeq=stream_seq)
-            await through_outages(
-                lambda: handling.dead_letters.send(
-                    message.data,
-                    reason=verdict.reason,
-                    detail=verdict.detail,
-                    subject=message.subject,
-                    stream_seq=stream_seq,
-                ),
-                what="dead letter",
-            )
-            await message.term()
-            metrics.dead_letters.labels(reason=verdict.reason.value).inc()
-            log.warning("job_dead_lettered", reason=verdict.reason.value, detail=verdict.detail)
-            if tracing.enabled:
-                tracing.job_failed("dead_lettered", verdict.reason.value)
-            return
-        ref = verdict.ref
-        bind_job(attempt=attempt, streamSeq=stream_seq, **ref.log_fields())
-        if tracing.enabled:
-            tracing.job_read(ref)
-        quotas = handling.pipeline.quotas
-        published = published_at(message) if quotas is not None else None
-        stored = await through_outages(lambda: handling.recorder.store.lookup(ref.run_id), what="result lookup")
-        if tracing.enabled:
-            tracing.event("result.lookup", None if stored is None else _FOUND)
-        if stored is not None:
-            metrics.duplicates.inc()
-            log.info("job_already_has_result")
-            await handling.recorder.reply(ref, stored)
-            if quotas is not None and published is not None:
-                # The delivery that stored it may have stopped before settling: a reservation left means so.
-                await quotas.settle_stored(ref.user_id, published, ref.run_id, stored)
-            await _ack(message)
-            return
-        final = self._max_deliver is not None and attempt >= self._max_deliver
-        outcome = await handling.pipeline.run(verdict, attempt=attempt, final=final, published=published)
-        if isinstance(outcome, Retry):
-            await message.nak(delay=outcome.delay)
-            metrics.naks.labels(code=outcome.error.code.value).inc()
-            log.info("job_retry_later", code=outcome.error.code.value, delay_secs=outcome.delay)
-            if tracing.enabled:
-                tracing.job_failed("retry_later", outcome.error.code.value)
-            return
-        stored = await handling.recorder.record(ref, outcome)
-        if quotas is not None and published is not None and may_hold_reservation(outcome, attempt):
-            await quotas.settle_stored(ref.user_id, published, ref.run_id, stored)
-            if tracing.enabled:
-                tracing.event("quota.settled")
-        metrics.child(metrics.job_duration, outcome.status).observe(time.monotonic() - received)
-        await _ack(message)
 
 
 class _KeepAlive:
@@ -233,8 +177,13 @@ class _KeepAlive:
             log.debug("in_progress_failed", error=repr(exc))
 
 
-def _attempt(metadata: Msg.Metadata) -> int:
-    return int(metadata.num_delivered or 1)
+async def _apply(message: Msg, decision: Decision) -> None:
+    if decision is Ack:
+        await _ack(message)
+    elif decision is Term:
+        await message.term()
+    elif isinstance(decision, Nak):
+        await message.nak(delay=decision.delay)
 
 
 async def _ack(message: Msg) -> None:

@@ -26,9 +26,13 @@ UNKNOWN = "unknown"
 class Recorder:
     def __init__(self, nc: Client, store: ResultStore, *, metrics: Metrics, catalog: Catalog) -> None:
         self._nc = nc
-        self.store = store
+        self._store = store
         self._metrics = metrics
         self._catalog = catalog
+
+    async def lookup(self, run_id: str) -> bytes | None:
+        """The run's stored record, None when it has none yet."""
+        return await self._store.lookup(run_id)
 
     async def record(self, ref: RunRef, result: RunResult) -> bytes:
         """Store `result` unless the run already has a record; reply with whichever record is stored.
@@ -39,11 +43,11 @@ class Recorder:
         """
         headers = tracing.trace_headers() if tracing.enabled else None
         try:
-            stored = await through_outages(lambda: self.store.store(result, headers=headers), what="result")
+            stored = await through_outages(lambda: self._store.store(result, headers=headers), what="result")
         except PayloadTooLarge as exc:
             log.warning("result_too_large", size=exc.size, limit=exc.limit, status=result.status)
             result = result.too_large(exc.size, exc.limit)
-            stored = await through_outages(lambda: self.store.store(result, headers=headers), what="result")
+            stored = await through_outages(lambda: self._store.store(result, headers=headers), what="result")
         if tracing.enabled:
             tracing.job_result(result)
             # A record stored by an earlier delivery or another replica wins; this run's is not stored.
