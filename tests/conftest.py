@@ -9,12 +9,13 @@ A test module without a tier (`pytestmark = pytest.mark.unit`, ...) stops the ru
 `nats_server`: a real nats-server with JetStream, started for one test on a free loopback port with its
 own temporary store, and removed afterwards. Connect with `nats_server.url`; `nats_server.stop()` and then
 `nats_server.start()` restart it on the same port and store (a server restart as clients see it).
-`client`: a NATS connection to it; `results`: every result the worker stores, by runId.
+`client`: a NATS connection to it; `results`: every result the worker stores, by runId; `start_worker`: an
+in-process worker (its providers: the `provider` fake), stopped at the end of the test.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import nats
@@ -22,8 +23,13 @@ import pytest
 import structlog
 from nats.aio.client import Client
 
-from tests.worker.support import ResultWatch
+from tests.worker.fakes import FakeProvider
+from tests.worker.support import FAST_RETRY, ResultWatch, StartWorker, worker_settings
 from worker.embedded import NatsServer
+from worker.jetstream import pull
+from worker.providers.base import Provider
+from worker.providers.retry import RetryPolicy
+from worker.service import Worker
 
 TIERS = ("unit", "nats", "system")
 
@@ -72,3 +78,43 @@ async def client(nats_server: NatsServer) -> AsyncIterator[Client]:
 @pytest.fixture
 async def results(client: Client) -> ResultWatch:
     return await ResultWatch().open(client)
+
+
+@pytest.fixture(autouse=True)
+def _quick_fetch_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An idle fetch loop notices a stop only when its pull times out: a short pull makes each in-process worker stop
+    # in a tenth of a second instead of a second. Nothing these tests assert depends on the pull's length.
+    monkeypatch.setattr(pull, "FETCH_TIMEOUT_SECS", 0.1)
+
+
+@pytest.fixture
+def provider() -> FakeProvider:
+    return FakeProvider()
+
+
+@pytest.fixture
+async def start_worker(nats_server: NatsServer, provider: FakeProvider) -> AsyncIterator[StartWorker]:
+    """`await start_worker(**settings)`: a started in-process worker, stopped at the end of the test.
+
+    The `provider` fixture serves anthropic unless `providers=` is given, or `from_settings=True` asks
+    for the real providers built from the settings.
+    """
+    started: list[Worker] = []
+
+    async def start(
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        from_settings: bool = False,
+        retry: RetryPolicy = FAST_RETRY,
+        **overrides: Any,
+    ) -> Worker:
+        settings = worker_settings(nats_server, **overrides)
+        chosen = None if from_settings else providers or {"anthropic": provider}
+        worker = Worker(settings, providers=chosen, retry=retry)
+        started.append(worker)
+        await worker.start()
+        return worker
+
+    yield start
+    for worker in started:
+        await worker.stop()
