@@ -32,9 +32,7 @@ import structlog
 from worker import tracing
 from worker.contract import DlqReason
 from worker.door import DeadLetter, Door
-from worker.jetstream.deadletter import DeadLetters
-from worker.jetstream.persist import through_outages
-from worker.jetstream.recorder import Recorder
+from worker.jetstream.store import DeadLetters, Recorder, through_outages
 from worker.job import RunRef
 from worker.logging import bind_job
 from worker.metrics import Metrics

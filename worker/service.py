@@ -19,13 +19,9 @@ from catalog import Catalog, default_catalog, load_catalog
 from worker.delivery import JobHandler
 from worker.door import Door
 from worker.http import HealthServer
-from worker.jetstream.advisories import MaxDeliveries
-from worker.jetstream.connection import connect
-from worker.jetstream.consumer import JobConsumer
-from worker.jetstream.deadletter import DeadLetters
-from worker.jetstream.recorder import Recorder
-from worker.jetstream.results import ResultStore
-from worker.jetstream.topology import ensure_topology
+from worker.jetstream.pull import JobConsumer, MaxDeliveries
+from worker.jetstream.store import DeadLetters, Recorder, ResultStore
+from worker.jetstream.topology import connect, ensure_topology
 from worker.jetstream.usage import BucketUsageStore, ensure_usage_bucket
 from worker.metered import metered
 from worker.metrics import Metrics

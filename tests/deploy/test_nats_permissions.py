@@ -11,8 +11,7 @@ from nats.js.api import ConsumerConfig
 from catalog.quota import MonthlyUsage
 from tests.deploy.support import Connect, Identities, Session
 from worker.contract import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX
-from worker.jetstream.inbox import Inbox
-from worker.jetstream.lastget import LastGets
+from worker.jetstream.store import Inbox, LastGets
 from worker.jetstream.topology import advisory_consumer_config, ensure_topology, max_deliveries_subject
 from worker.jetstream.usage import BucketUsageStore, ensure_usage_bucket
 from worker.settings import Settings

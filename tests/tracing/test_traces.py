@@ -21,7 +21,7 @@ from tests.worker.support import Listener, ResultWatch, job, publish_job, worker
 from tests.worker.test_max_deliveries import exhaust_with_no_worker
 from worker.contract import JOB_SUBJECT
 from worker.embedded import NatsServer
-from worker.jetstream.results import result_subject
+from worker.jetstream.store import result_subject
 
 pytestmark = pytest.mark.system
 

@@ -16,7 +16,7 @@ from nats.aio.subscription import Subscription
 from testkit.jobs import example_envelope, example_job
 from worker.contract import JOB_SUBJECT
 from worker.embedded import NatsServer
-from worker.jetstream.results import result_subject
+from worker.jetstream.store import result_subject
 from worker.providers.retry import RetryPolicy
 from worker.service import Worker
 from worker.settings import Settings

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.embedded import NatsServer, free_port
-from worker.jetstream.connection import connect
+from worker.jetstream.topology import connect
 from worker.metrics import Metrics
 from worker.settings import Settings
 

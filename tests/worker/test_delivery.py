@@ -28,7 +28,7 @@ from tests.worker.support import (
 from worker.contract import JOB_SUBJECT, ErrorCode
 from worker.door import Door, Rejected
 from worker.embedded import NatsServer
-from worker.jetstream.results import ResultStore
+from worker.jetstream.store import ResultStore
 from worker.jetstream.topology import ensure_topology
 from worker.job import Job
 from worker.pipeline import Pipeline

@@ -10,8 +10,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from worker.jetstream.inbox import Inbox
-from worker.jetstream.lastget import LastGets
+from worker.jetstream.store import Inbox, LastGets
 
 pytestmark = pytest.mark.nats
 

@@ -26,10 +26,8 @@ from tests.worker.support import (
 from worker.delivery import JobHandler
 from worker.door import Door
 from worker.embedded import NatsServer
-from worker.jetstream.advisories import MaxDeliveries
-from worker.jetstream.deadletter import DeadLetters
-from worker.jetstream.recorder import Recorder
-from worker.jetstream.results import ResultStore
+from worker.jetstream.pull import MaxDeliveries
+from worker.jetstream.store import DeadLetters, Recorder, ResultStore
 from worker.jetstream.topology import advisory_consumer_config, ensure_topology, max_deliveries_subject
 from worker.metrics import Metrics
 from worker.pipeline import Pipeline

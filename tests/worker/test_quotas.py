@@ -27,7 +27,7 @@ from tests.worker.support import (
 )
 from tests.worker.test_max_deliveries import exhaust_with_no_worker
 from worker.embedded import NatsServer
-from worker.jetstream.results import result_subject
+from worker.jetstream.store import result_subject
 from worker.jetstream.topology import ensure_topology
 from worker.jetstream.usage import BucketUsageStore, UsageTooLargeError, ensure_usage_bucket, published_at
 from worker.service import Worker

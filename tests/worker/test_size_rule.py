@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from worker.embedded import NatsServer
-from worker.jetstream.size import PayloadTooLarge, check_fits, header_bytes, room_for_body
+from worker.jetstream.store import PayloadTooLarge, check_fits, header_bytes, room_for_body
 
 pytestmark = pytest.mark.nats
 

@@ -9,8 +9,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.errors import APIError, NoStreamResponseError
 
-from worker.jetstream.inbox import Inbox
-from worker.jetstream.publish import StreamPublisher
+from worker.jetstream.store import Inbox, StreamPublisher
 
 pytestmark = pytest.mark.nats
 

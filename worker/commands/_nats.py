@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy, RetentionPolicy
 
-from worker.jetstream.connection import connect
+from worker.jetstream.topology import connect
 from worker.metrics import Metrics
 from worker.progress import Progress
 from worker.settings import Settings

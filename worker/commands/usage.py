@@ -21,7 +21,7 @@ from nats.js.errors import BucketNotFoundError
 from catalog import Catalog, CatalogError, default_catalog, load_catalog
 from catalog.quota import MONTH, USER_ID, MonthlyUsage, usage_key, usage_month
 from worker.commands.catalog import quota_text
-from worker.jetstream.connection import connect
+from worker.jetstream.topology import connect
 from worker.jetstream.usage import BucketUsageStore
 from worker.logging import configure_logging
 from worker.metrics import Metrics

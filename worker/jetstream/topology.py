@@ -1,19 +1,20 @@
-"""The streams and the shared durable consumers (docs/contract.md §1), created when missing and never rewritten.
+"""The NATS connection and the topology on it: streams, consumers (docs/contract.md §1).
 
-Besides the contract's three streams there is the advisories stream: it keeps the server's max-deliveries
-advisories for the jobs consumer until a replica has handled them, read through its own durable consumer.
-
-Many replicas may start at once: creation is "create, and if someone else already did, read theirs".
-An existing stream or consumer is used as it is; where its settings differ from ours a warning lists them.
+`connect` opens the worker's connection from its settings (seed list, credentials, TLS; URLs logged without
+their user information). `ensure_topology` creates whatever stream or consumer is missing, idempotently and
+safely when many replicas start at once, never deletes or rewrites an existing one, and says at start-up what
+an existing one lacks.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -28,36 +29,119 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from worker.contract import DLQ_STREAM, DLQ_SUBJECT, JOBS_STREAM_SUBJECTS, RESULTS_STREAM_SUBJECTS
+from worker.metrics import Metrics
 from worker.settings import Settings
 
 __all__ = [
     "Topology",
     "advisory_consumer_config",
+    "connect",
     "consumer_config",
     "ensure_topology",
     "max_deliveries_subject",
     "stream_configs",
+    "tls_context",
 ]
 
 log = structlog.get_logger(__name__)
+
+
+# Between rounds over the seed list; nats-py cycles through the servers itself, forever.
+RECONNECT_WAIT_SECS = 1
+
+
+CONNECT_TIMEOUT_SECS = 5
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """A client TLS context when a CA or client certificate is given; None leaves TLS to the URL's scheme."""
+    if settings.nats_tls_ca is None and settings.nats_tls_cert is None:
+        return None
+    cafile = str(settings.nats_tls_ca) if settings.nats_tls_ca is not None else None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    if settings.nats_tls_cert is not None:
+        keyfile = str(settings.nats_tls_key) if settings.nats_tls_key is not None else None
+        context.load_cert_chain(str(settings.nats_tls_cert), keyfile)
+    return context
+
+
+async def connect(settings: Settings, *, name: str, metrics: Metrics) -> Client:
+    """Connect to the first reachable server of the seed list; afterwards reconnect forever, logging each change."""
+    client = Client()
+
+    async def disconnected() -> None:
+        metrics.nats_disconnects.inc()
+        log.warning("nats_disconnected")
+
+    async def reconnected() -> None:
+        log.info("nats_reconnected", server=_server(client))
+
+    async def error(exc: Exception) -> None:
+        log.warning("nats_error", error=repr(exc))
+
+    async def closed() -> None:
+        log.info("nats_closed")
+
+    options: dict[str, Any] = {
+        "servers": list(settings.nats_url),
+        "name": name,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": RECONNECT_WAIT_SECS,
+        "connect_timeout": CONNECT_TIMEOUT_SECS,
+        "disconnected_cb": disconnected,
+        "reconnected_cb": reconnected,
+        "error_cb": error,
+        "closed_cb": closed,
+    }
+    if settings.nats_creds is not None:
+        options["user_credentials"] = str(settings.nats_creds)
+    if settings.nats_nkey_seed is not None:
+        options["nkeys_seed"] = str(settings.nats_nkey_seed)
+    context = tls_context(settings)
+    if context is not None:
+        options["tls"] = context
+    await client.connect(**options)
+    log.info("nats_connected", server=_server(client))
+    return client
+
+
+def _server(client: Client) -> str | None:
+    url = client.connected_url
+    return None if url is None else str(url.netloc)
+
 
 # How long the jobs stream drops a re-publish with the same Nats-Msg-Id (the run id): the server's own default,
 # stated so that an API's publish retry is known to be covered and an existing stream with less is reported.
 # A re-publish after it is harmless: the worker answers it from the stored result.
 _JOBS_DUPLICATE_WINDOW_SECS = 2 * 60
+
+
 _DUPLICATE_WINDOW_SECS = 2 * 3600
+
+
 _DLQ_MAX_AGE_SECS = 30 * 24 * 3600
+
+
 # Handled advisories are acked and kept this long, for looking back at what ran out of deliveries.
 _ADVISORIES_MAX_AGE_SECS = 7 * 24 * 3600
+
+
 # One advisory takes a few stream calls; a replica that does not ack it within this long is presumed gone.
 _ADVISORY_ACK_WAIT_SECS = 30.0
+
+
 # A poison advisory (the handler keeps failing on it) is given up after this many tries, and logged.
 _ADVISORY_MAX_DELIVER = 10
 
+
 _Config = StreamConfig | ConsumerConfig
+
 
 # JetStream API error codes (nats-server errors.json).
 _STREAM_NAME_IN_USE = 10058
+
+
 _CONSUMER_EXISTS = 10148
 
 

@@ -19,7 +19,7 @@ from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequen
 from nats.js.kv import KeyValue
 
 from catalog.quota import MonthlyUsage, UsageValueError
-from worker.jetstream.persist import TRANSIENT, through_outages
+from worker.jetstream.store import TRANSIENT, through_outages
 from worker.settings import Settings
 
 __all__ = ["BucketUsageStore", "UsageTooLargeError", "ensure_usage_bucket", "published_at", "usage_bucket_config"]
