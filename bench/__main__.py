@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.loop import run_loop
 from bench.machine import Machine
 from bench.process import raise_open_files_limit
 from bench.report import Row, format_table, markdown_table, update_doc
 from bench.scale import FULL, QUICK, Scale
 from bench.suite import run_suite
+from worker.eventloop import run_event_loop
 
 __all__ = ["main"]
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = {key.strip().upper() for key in args.only.split(",")} if args.only else None
     raise_open_files_limit()
     machine = Machine.describe()
-    rows = run_loop(run_suite(scale, only, profile_dir=args.profile, progress=_progress))
+    rows = run_event_loop(run_suite(scale, only, profile_dir=args.profile, progress=_progress))
     print(format_table(rows))
     # A quick or partial run's figures are not the project's figures.
     if not (args.quick or only or args.no_write):

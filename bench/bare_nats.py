@@ -25,9 +25,9 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from bench.broker import JOBS_STREAM, RESULTS_STREAM
-from bench.loop import run_loop
 from bench.process import READY
 from worker.contract import JOB_SUBJECT, MSG_ID_HEADER, RESULTS_SUBJECT_PREFIX
+from worker.eventloop import run_event_loop
 
 __all__ = ["main"]
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--worker-path", action="store_true", help="also the lookup before and the reply after")
     args = parser.parse_args(argv)
-    run_loop(_consume(os.environ["NATS_URL"], args.batch, worker_path=args.worker_path))
+    run_event_loop(_consume(os.environ["NATS_URL"], args.batch, worker_path=args.worker_path))
     return 0
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from bench.loop import run_loop
 from bench.providers import ANTHROPIC, OPENAI, PROVIDERS
+from worker.eventloop import run_event_loop
 
 __all__ = ["main"]
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=100.0, help="paced: calls started per second")
     parser.add_argument("--warmup", type=int, default=0, help="calls made first, one at a time, and not counted")
-    run_loop(_main(parser.parse_args(argv)))
+    run_event_loop(_main(parser.parse_args(argv)))
     return 0
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench.loop import run_loop
 from bench.process import READY
 from catalog import Usage
 from worker import tracing
+from worker.eventloop import run_event_loop
 from worker.logging import configure_logging
 from worker.providers.base import ProviderReply, ProviderRequest
 from worker.service import Worker
@@ -50,7 +50,7 @@ async def _serve() -> int:
 
 def main() -> int:
     try:
-        return run_loop(_serve())
+        return run_event_loop(_serve())
     finally:
         tracing.shutdown()
 

@@ -20,11 +20,11 @@ import httpx2
 import openai
 import orjson
 
-from bench.loop import run_loop
 from bench.process import raise_open_files_limit
 from bench.providers import OPENAI
 from testkit import FakeConfig
 from testkit.process import FakeProcess, python_module
+from worker.eventloop import run_event_loop
 from worker.providers.base import ProviderRequest
 from worker.providers.openai import OpenAIProvider
 
@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raise_open_files_limit()
     if args.child:
-        report = run_loop(_child(args.child, args.base_url, args.calls, args.concurrency))
+        report = run_event_loop(_child(args.child, args.base_url, args.calls, args.concurrency))
         sys.stdout.buffer.write(orjson.dumps(report) + b"\n")
     else:
-        run_loop(_compare(args))
+        run_event_loop(_compare(args))
     return 0
 
 

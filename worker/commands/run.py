@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Coroutine
-from typing import Any
 
 import structlog
 
 from catalog import CatalogError
 from worker import tracing
+from worker.eventloop import run_event_loop
 from worker.logging import configure_logging
 from worker.service import Worker
 from worker.settings import Settings, SettingsError
@@ -61,17 +59,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_CONFIG
     configure_logging(settings.log_format)
     try:
-        return _run_event_loop(worker.run_until_signal())
+        return run_event_loop(worker.run_until_signal())
     except Exception:
         structlog.get_logger(__name__).exception("worker_failed")
         return 1
     finally:
         tracing.shutdown()  # exports the spans still buffered
-
-
-def _run_event_loop(main: Coroutine[Any, Any, int]) -> int:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return int(uvloop.run(main))
