@@ -38,6 +38,7 @@ __all__ = [
     "TRACESTATE_HEADER",
     "USAGE_BUCKET",
     "USAGE_FIELDS",
+    "WORKER_INBOX_PREFIX",
     "DlqReason",
     "ErrorCode",
     "usage_from_wire",
@@ -63,6 +64,9 @@ REPLY_PREFIX: Final = "_INBOX."
 """The default prefix a job's `replyTo` may start with (§2)."""
 OWN_SUBJECT_PREFIXES: Final = ("maschina.", "$")
 """Our own subjects and the server's API: no allowed reply prefix may lie under them (§2)."""
+WORKER_INBOX_PREFIX: Final = "_AW_INBOX"
+"""The worker's own request inboxes (PubAcks, lookups, pulled jobs) live under this prefix + `.`, outside every
+allowed reply prefix, so no job's replyTo can reach them (§1); a reply prefix covering it is refused at start-up."""
 
 # §2 the job message: the only headers that carry meaning.
 SIGNATURE_HEADER: Final = "Maschina-Signature"

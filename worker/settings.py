@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from worker.contract import (
     CONSUMER,
@@ -17,6 +26,7 @@ from worker.contract import (
     REPLY_PREFIX,
     RESULTS_STREAM,
     USAGE_BUCKET,
+    WORKER_INBOX_PREFIX,
 )
 from worker.providers.retry import RetryPolicy
 
@@ -151,6 +161,10 @@ class Settings(BaseModel):
                 raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} must end with '.'")
             if prefix.startswith(OWN_SUBJECT_PREFIXES):
                 raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} lies under maschina. or $, which is ours")
+            if prefix.startswith(WORKER_INBOX_PREFIX + "."):
+                raise ValueError(
+                    f"WORKER_REPLY_PREFIXES: {prefix!r} covers the worker's own inboxes ({WORKER_INBOX_PREFIX}.)"
+                )
         return self
 
     @model_validator(mode="after")
@@ -193,8 +207,26 @@ class Settings(BaseModel):
         raw: dict[str, Any] = {name: env[name] for name in cls.env_names() if env.get(name, "") != ""}
         try:
             return cls.model_validate({**raw, **overrides})
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from exc
+        except ValidationError as exc:
+            # Not `str(exc)`: pydantic's text carries each error's `input_value`, which for a check across
+            # settings is the whole mapping of variables, keys included (contract section 11). `from None`
+            # keeps that text out of any traceback too.
+            raise SettingsError(cls._describe(exc)) from None
+
+    @classmethod
+    def _describe(cls, exc: ValidationError) -> str:
+        """One line per fault, each naming its variable, quoting nothing but what a check chose to quote."""
+        env_names = dict(zip(cls.model_fields, cls.env_names(), strict=True))
+        lines = []
+        for error in exc.errors(include_url=False, include_input=False, include_context=False):
+            message = error["msg"].removeprefix("Value error, ")
+            location = error["loc"]
+            if location:
+                name = str(location[0])
+                lines.append(f"{env_names.get(name, name)}: {message}")
+            else:
+                lines.append(message)  # a check across settings: its message names its variables
+        return "; ".join(lines)
 
     @classmethod
     def env_names(cls) -> list[str]:

@@ -9,6 +9,7 @@ import nats
 import pytest
 
 from tests.deploy.support import NATS_CONFIG, Connect, Identities, Identity, Session, new_identity
+from worker.contract import WORKER_INBOX_PREFIX
 from worker.embedded import NatsServer, free_port
 
 
@@ -47,8 +48,14 @@ async def connect(secured_nats: NatsServer) -> AsyncIterator[Connect]:
         async def on_error(exc: Exception) -> None:
             violations.put_nowait(str(exc))
 
+        # The worker's identity connects as the worker does: its inboxes under the worker's own prefix.
+        inbox_prefix = WORKER_INBOX_PREFIX if identity.env_name == "AGENT_WORKER_NKEY" else "_INBOX"
         nc = await nats.connect(
-            secured_nats.url, nkeys_seed=str(identity.seed_file), error_cb=on_error, allow_reconnect=False
+            secured_nats.url,
+            nkeys_seed=str(identity.seed_file),
+            error_cb=on_error,
+            allow_reconnect=False,
+            inbox_prefix=inbox_prefix,
         )
         session = Session(nc=nc, violations=violations)
         sessions.append(session)

@@ -163,7 +163,9 @@ async def test_worker_may_not_read_another_consumer(connect: Connect, identities
     assert (await admin_js.consumer_info(SETTINGS.jobs_stream, "billing")).num_pending == 1
 
 
-@pytest.mark.parametrize("subject", ["maschina.jobs.>", "maschina.results.>", "maschina.dlq.>", "$JS.EVENT.>"])
+@pytest.mark.parametrize(
+    "subject", ["maschina.jobs.>", "maschina.results.>", "maschina.dlq.>", "$JS.EVENT.>", "_INBOX.>", "_INBOX.api-7.x"]
+)
 async def test_worker_may_not_eavesdrop(connect: Connect, identities: Identities, subject: str) -> None:
     worker, _ = await _set_up(connect, identities)
     await worker.nc.subscribe(subject)

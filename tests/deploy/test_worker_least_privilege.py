@@ -24,7 +24,7 @@ from catalog.quota import MonthlyUsage
 from testkit import FakeAnthropic, Step
 from testkit.process import WorkerProcess
 from tests.deploy.support import Connect, Identities, Session
-from worker.contract import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX
+from worker.contract import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX, WORKER_INBOX_PREFIX
 from worker.embedded import NatsServer
 from worker.jetstream.topology import advisory_consumer_config
 from worker.settings import Settings
@@ -182,7 +182,7 @@ async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
         # deleted message otherwise).
         admin = await connect(identities.admin)
         deletes = await admin.nc.subscribe(f"$JS.API.STREAM.MSG.DELETE.{SETTINGS.jobs_stream}")
-        answers = await admin.nc.subscribe("_INBOX.>")
+        answers = await admin.nc.subscribe(f"{WORKER_INBOX_PREFIX}.>")
         body = _job("run-lost", reply_to)
         async with _worker_process(secured_nats, identities, anthropic.url, "doomed", tmp_path, **short) as doomed:
             await api.nc.jetstream().publish(JOB_SUBJECT, body)

@@ -51,13 +51,13 @@ class Stack:
         return self.worker.log_path.read_text(errors="replace")
 
 
-def start_stack(log_dir: Path, *, server_config: str = "", **settings: str) -> Stack:
+def start_stack(log_dir: Path, *, server_config: str = "", server_port: int | None = None, **settings: str) -> Stack:
     """A nats-server (with `server_config` lines, e.g. `max_payload: 65536`), a fake Anthropic, one replica."""
     config = None
     if server_config:
         config = log_dir / "nats-server.conf"
         config.write_text(server_config + "\n")
-    server = NatsServer(store_dir=log_dir / "nats-store", config_file=config)
+    server = NatsServer(port=server_port, store_dir=log_dir / "nats-store", config_file=config)
     server.store_dir.mkdir()
     server.start()
     provider = FakeProcess("anthropic", name="fake-anthropic", log_dir=log_dir)

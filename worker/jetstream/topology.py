@@ -9,9 +9,11 @@ an existing one lacks.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import ParseResult
 
 import structlog
 from nats.aio.client import Client
@@ -28,7 +30,13 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
-from worker.contract import DLQ_STREAM, DLQ_SUBJECT, JOBS_STREAM_SUBJECTS, RESULTS_STREAM_SUBJECTS
+from worker.contract import (
+    DLQ_STREAM,
+    DLQ_SUBJECT,
+    JOBS_STREAM_SUBJECTS,
+    RESULTS_STREAM_SUBJECTS,
+    WORKER_INBOX_PREFIX,
+)
 from worker.metrics import Metrics
 from worker.settings import Settings
 
@@ -39,8 +47,10 @@ __all__ = [
     "consumer_config",
     "ensure_topology",
     "max_deliveries_subject",
+    "shown_server",
     "stream_configs",
     "tls_context",
+    "without_user_info",
 ]
 
 log = structlog.get_logger(__name__)
@@ -77,7 +87,7 @@ async def connect(settings: Settings, *, name: str, metrics: Metrics) -> Client:
         log.info("nats_reconnected", server=_server(client))
 
     async def error(exc: Exception) -> None:
-        log.warning("nats_error", error=repr(exc))
+        log.warning("nats_error", error=without_user_info(repr(exc)))
 
     async def closed() -> None:
         log.info("nats_closed")
@@ -85,6 +95,8 @@ async def connect(settings: Settings, *, name: str, metrics: Metrics) -> Client:
     options: dict[str, Any] = {
         "servers": list(settings.nats_url),
         "name": name,
+        # Request inboxes outside every allowed reply prefix: a job's replyTo can never reach them.
+        "inbox_prefix": WORKER_INBOX_PREFIX,
         "allow_reconnect": True,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": RECONNECT_WAIT_SECS,
@@ -108,7 +120,24 @@ async def connect(settings: Settings, *, name: str, metrics: Metrics) -> Client:
 
 def _server(client: Client) -> str | None:
     url = client.connected_url
-    return None if url is None else str(url.netloc)
+    return None if url is None else shown_server(url)
+
+
+def shown_server(url: ParseResult) -> str:
+    """`host:port` of a server URL: never its user information (`user:password@`, a token), contract section 11."""
+    host = url.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    return f"{host}:{url.port}" if url.port else host
+
+
+# Up to the last `@` before the host: a password may hold an `@` of its own.
+_USER_INFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
+
+
+def without_user_info(text: str) -> str:
+    """`text` with the user information of every URL in it removed (`nats://u:p@h:4222` -> `nats://h:4222`)."""
+    return _USER_INFO.sub(r"\g<scheme>", text)
 
 
 # How long the jobs stream drops a re-publish with the same Nats-Msg-Id (the run id): the server's own default,
