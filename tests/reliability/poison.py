@@ -147,7 +147,8 @@ def hostile() -> list[Poison]:
     items.append(_signed("inputPayload nested 300 deep", deep, "rejected:invalid_job", run_id))
     run_id = f"poison-{len(items):03d}"
     huge = _job(run_id).replace(b'"maxTokens":256', b'"maxTokens":' + str(2**70).encode())
-    items.append(_signed("maxTokens beyond 64 bits", huge, "rejected:invalid_job", run_id))
+    # An integer of any size is an integer (docs/contract.md §2): lowered to the model's output cap, and run.
+    items.append(_signed("maxTokens beyond 64 bits", huge, "completed", run_id))
     for label, reply_to in [
         ("replyTo JetStream API", "$JS.API.STREAM.DELETE.MASCHINA_JOBS"),
         ("replyTo our results", "maschina.results.agent.execute.victim"),
