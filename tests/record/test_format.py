@@ -8,6 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from testkit.jobs import example_job
 from tests.replay.support import replay_cli
@@ -115,3 +117,14 @@ def test_replay_checks_recorded_signatures_as_on_the_wire(
         (f"{path}:4", "bad_signature"),
     ]
     assert [r["runId"] for r in unchecked.results] == ["good", "forged", "unsigned", "unsigned"]
+
+
+header_text = st.text(st.characters(codec="utf-8"), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=200), headers=st.none() | st.dictionaries(header_text, header_text, max_size=4))
+def test_any_body_and_headers_come_back_as_they_went_in(body: bytes, headers: dict[str, str] | None) -> None:
+    decoded = decode_recorded(orjson.loads(encode_recorded(RecordedMessage("subject", body, headers))))
+    assert decoded is not None
+    assert (decoded.body, decoded.headers) == (body, headers)
