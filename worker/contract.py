@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol
 from catalog import Usage
 
 __all__ = [
+    "ADVISORIES_STREAM",
     "CONSUMER",
     "DLQ_DETAIL_HEADER",
     "DLQ_ORIGINAL_SUBJECT_HEADER",
@@ -58,6 +59,9 @@ RESULTS_SUBJECT_PREFIX: Final = "maschina.results.agent.execute."
 """A run's one result record is stored at this prefix + its runId (§6)."""
 DLQ_STREAM: Final = "MASCHINA_DLQ"
 DLQ_SUBJECT: Final = "maschina.dlq.agent.execute"
+ADVISORIES_STREAM: Final = "MASCHINA_JOBS_ADVISORIES"
+"""The worker's own stream keeping the server's max-deliveries advisories until a replica handles them (§7;
+named in docs/contract.md, For ops)."""
 USAGE_BUCKET: Final = "MASCHINA_USAGE"
 """The key-value bucket of monthly usage, when quotas are on (§9)."""
 REPLY_PREFIX: Final = "_INBOX."

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from worker.contract import (
+    ADVISORIES_STREAM,
     CONSUMER,
     JOB_SUBJECT,
     JOBS_STREAM,
@@ -80,7 +81,7 @@ class Settings(BaseModel):
     advisories_stream: str = _env(
         "WORKER_ADVISORIES_STREAM",
         "stream keeping the server's max-deliveries advisories for the consumer until a replica handles them",
-        "MASCHINA_JOBS_ADVISORIES",
+        ADVISORIES_STREAM,
     )
     reply_prefixes: CommaList = _env(
         "WORKER_REPLY_PREFIXES", "subject prefixes a job's replyTo may start with", (REPLY_PREFIX,)
@@ -160,7 +161,8 @@ class Settings(BaseModel):
             if not prefix.endswith("."):
                 raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} must end with '.'")
             if prefix.startswith(OWN_SUBJECT_PREFIXES):
-                raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} lies under maschina. or $, which is ours")
+                ours = " or ".join(OWN_SUBJECT_PREFIXES)
+                raise ValueError(f"WORKER_REPLY_PREFIXES: {prefix!r} lies under {ours}, which is ours")
             if prefix.startswith(WORKER_INBOX_PREFIX + "."):
                 raise ValueError(
                     f"WORKER_REPLY_PREFIXES: {prefix!r} covers the worker's own inboxes ({WORKER_INBOX_PREFIX}.)"
