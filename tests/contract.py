@@ -1,6 +1,6 @@
 """The contract's field names (sections 2 and 6), written out once for every suite that checks a body's keys.
 
-Copied from `/work/shared/contract.md`, not derived from the code, so that the tests hold the code to the contract.
+Copied from docs/contract.md, not derived from the code, so that the tests hold the code to the contract.
 """
 
 from __future__ import annotations
