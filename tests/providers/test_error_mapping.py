@@ -26,8 +26,10 @@ ROWS = [
     pytest.param(Step.fault(502), ErrorCode.PROVIDER_UNAVAILABLE, True, id="502"),
     pytest.param(Step.fault(503), ErrorCode.PROVIDER_UNAVAILABLE, True, id="503"),
     pytest.param(Step.drop(), ErrorCode.PROVIDER_UNAVAILABLE, True, id="connection-reset"),
-    pytest.param(Step.fault(418), ErrorCode.PROVIDER_ERROR, False, id="418-anything-else"),
-    pytest.param(Step.fault(409), ErrorCode.PROVIDER_ERROR, False, id="409-anything-else"),
+    # docs/contract.md §4: "other 4xx bad request", whatever the status.
+    pytest.param(Step.fault(409), ErrorCode.PROVIDER_BAD_REQUEST, False, id="409-other-4xx"),
+    pytest.param(Step.fault(418), ErrorCode.PROVIDER_BAD_REQUEST, False, id="418-other-4xx"),
+    pytest.param(Step.fault(422), ErrorCode.PROVIDER_BAD_REQUEST, False, id="422-other-4xx"),
     pytest.param(Step.garbage(), ErrorCode.PROVIDER_ERROR, False, id="200-not-json-anything-else"),
 ]
 

@@ -57,10 +57,11 @@ def _code_for_status(status: int, error_code: str | None) -> tuple[ErrorCode, bo
         return ErrorCode.PROVIDER_AUTH, False
     if status in (401, 403):
         return ErrorCode.PROVIDER_AUTH, False
-    if status in (400, 404, 413):
-        return ErrorCode.PROVIDER_BAD_REQUEST, False
     if status == 429:
         return ErrorCode.PROVIDER_RATE_LIMITED, True
+    if 400 <= status < 500:
+        # docs/contract.md §4: every other 4xx (409, 418, 422, ...) is the provider refusing the request.
+        return ErrorCode.PROVIDER_BAD_REQUEST, False
     if status >= 500:
         return ErrorCode.PROVIDER_UNAVAILABLE, True
     return ErrorCode.PROVIDER_ERROR, False
