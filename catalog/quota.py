@@ -16,6 +16,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from catalog.billing import Usage, bill
+from catalog.quote import clipped
 
 __all__ = [
     "INPUT_SLACK_TOKENS",
@@ -24,6 +25,7 @@ __all__ = [
     "MonthlyUsage",
     "Reservation",
     "UsageValueError",
+    "key_shown",
     "most_possible_bill",
     "refuses",
     "release",
@@ -69,6 +71,15 @@ def usage_month(published: datetime) -> str:
 def usage_key(user_id: str, month: str) -> str:
     """The bucket key of one user's month: `<userId>.<YYYY-MM>`."""
     return f"{user_id}.{month}"
+
+
+def key_shown(key: str) -> str:
+    """A usage key as a log line or message shows it: the userId cut to 64 characters (docs/contract.md §6).
+
+    With quotas on a userId may be 128 characters long, and it is a value taken from the job.
+    """
+    user, dot, month = key.rpartition(".")
+    return f"{clipped(user)}{dot}{month}" if dot else clipped(key) or ""
 
 
 class UsageValueError(ValueError):

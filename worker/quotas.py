@@ -30,6 +30,7 @@ from catalog.quota import (
     USER_ID,
     MonthlyUsage,
     Reservation,
+    key_shown,
     release,
     reserve,
     settle,
@@ -178,11 +179,11 @@ class Quotas:
         redelivered = decision.new is not None and charge.attempt > 1 and self._stored is not None
         if redelivered and self._stored is not None and await self._stored(charge.run_id):
             await self._change(key, lambda usage: (release(usage, charge.run_id), None))
-            log.info("quota_reservation_withdrawn", key=key)
+            log.info("quota_reservation_withdrawn", key=key_shown(key))
         self._metrics.quota_reserve_latency.observe(time.perf_counter() - started)
         if decision.refused:
             self._metrics.child(self._metrics.quota_refusals, charge.tier).inc()
-            log.info("quota_exceeded", key=key, most_possible_bill=charge.amount, quota=charge.quota)
+            log.info("quota_exceeded", key=key_shown(key), most_possible_bill=charge.amount, quota=charge.quota)
         return decision
 
     async def settle(self, user_id: str, published: datetime, run_id: str, billed_tokens: int) -> bool:
@@ -192,7 +193,7 @@ class Quotas:
         settled = await self._change(key, lambda usage: _settled(settle(usage, run_id, billed_tokens)))
         self._metrics.quota_settle_latency.observe(time.perf_counter() - started)
         if settled:
-            log.debug("quota_settled", key=key, billed_tokens=billed_tokens)
+            log.debug("quota_settled", key=key_shown(key), billed_tokens=billed_tokens)
         return settled
 
     async def settle_stored(self, user_id: str | None, published: datetime, run_id: str, body: bytes) -> None:

@@ -18,7 +18,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from catalog.quota import MonthlyUsage, UsageValueError
+from catalog.quota import MonthlyUsage, UsageValueError, key_shown
 from worker.jetstream.store import TRANSIENT, through_outages
 from worker.settings import Settings
 
@@ -93,7 +93,7 @@ class BucketUsageStore:
             usage = MonthlyUsage.from_json(entry.value or b"{}")
         except UsageValueError as exc:
             # Someone wrote it by hand: the runs of this user wait (retried, logged) until it is fixed.
-            raise UsageValueError(f"the value of {key} in the usage bucket is unreadable: {exc}") from None
+            raise UsageValueError(f"the value of {key_shown(key)} in the usage bucket is unreadable: {exc}") from None
         return usage, entry.revision or 0
 
     async def write(self, key: str, usage: MonthlyUsage, revision: int) -> bool:
@@ -102,8 +102,8 @@ class BucketUsageStore:
         # The server counts the subject and headers too, and refusing an oversized publish closes the connection.
         if limit is not None and len(value) + _WRITE_OVERHEAD > limit:
             raise UsageTooLargeError(
-                f"{len(usage.reserved):,} runs hold a reservation on {key}: {len(value):,} bytes, over what one "
-                f"message may carry ({limit:,} bytes); the run is retried once some of them have settled"
+                f"{len(usage.reserved):,} runs hold a reservation on {key_shown(key)}: {len(value):,} bytes, over "
+                f"what one message may carry ({limit:,} bytes); the run is retried once some of them have settled"
             )
         try:
             if revision == 0:
@@ -115,7 +115,7 @@ class BucketUsageStore:
             return False
         except TRANSIENT as exc:
             # The write may or may not have been stored: reading the key again says which.
-            log.warning("usage_write_unconfirmed", key=key, error=repr(exc))
+            log.warning("usage_write_unconfirmed", key=key_shown(key), error=repr(exc))
             return False
         return True
 
