@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
 
 # name → (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {

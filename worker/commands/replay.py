@@ -50,7 +50,7 @@ from worker.report import comparison_report, summary_report
 from worker.result import RunResult
 from worker.settings import Settings, SettingsError
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["Replay", "add_arguments", "run"]
 
 EXIT_USAGE = 2
 WORKER_ID = "replay"
