@@ -24,11 +24,12 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.api import ConsumerConfig
+from nats.js.api import ConsumerConfig, Header
 from nats.js.errors import APIError, NotFoundError
 
 from worker import tracing
 from worker.delivery import Ack, Decision, Delivery, JobHandler, Nak, Term
+from worker.jetstream.topology import ApiError, Status
 from worker.jetstream.usage import published_at
 
 __all__ = ["ACK_PREFIX", "FETCH_TIMEOUT_SECS", "JobConsumer", "MaxDeliveries", "Puller"]
@@ -51,17 +52,8 @@ _BACKOFF_SECS = 0.5
 ACK_PREFIX = "$JS.ACK."
 
 
-_STATUS = "Status"
-
-
-_DESCRIPTION = "Description"
-
-
 # Server statuses that end a pull request in the ordinary way: nothing (more) to deliver, or it expired.
-_ENDED = frozenset({"404", "408"})
-
-
-_HEARTBEAT = "100"
+_ENDED = frozenset({Status.NOT_FOUND, Status.REQUEST_TIMEOUT})
 
 
 _DESCRIPTION_CHARS = 120
@@ -165,14 +157,14 @@ class Puller:
 
     def _on_status(self, msg: Msg) -> None:
         headers = msg.headers or {}
-        status = headers.get(_STATUS)
-        if status == _HEARTBEAT:
+        status = headers.get(Header.STATUS)
+        if status == Status.HEARTBEAT:
             return
         request = self._current
         if request is None or _token(msg) != self._token:
             return  # the end of an earlier request, which was given up already
         if status not in _ENDED:
-            description = headers.get(_DESCRIPTION, "")[:_DESCRIPTION_CHARS]
+            description = headers.get(Header.DESCRIPTION, "")[:_DESCRIPTION_CHARS]
             # 409: the consumer was deleted, too many waiting requests, a leader change; 503: no JetStream.
             log.warning("pull_refused", puller=self._name, status=status, description=description)
         request.end(status or "?")
@@ -374,10 +366,6 @@ _BATCH = 1
 _ADVISORY_ERROR_BACKOFF_SECS = 0.5
 
 
-# JetStream API error for a failed message delete; "no message found" when it is already gone.
-_DELETE_FAILED = 10057
-
-
 class MaxDeliveries:
     """Jobs that ran out of deliveries without a result (docs/contract.md §7: max deliveries).
 
@@ -498,7 +486,7 @@ class MaxDeliveries:
         try:
             await self._js.delete_msg(self._stream, stream_seq)
         except APIError as exc:
-            if exc.err_code != _DELETE_FAILED:
+            if exc.err_code != ApiError.DELETE_FAILED:
                 raise
             log.info("undelivered_job_already_deleted", streamSeq=stream_seq, error=exc.description)
 

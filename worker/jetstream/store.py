@@ -48,6 +48,7 @@ from worker.contract import (
     RESULTS_SUBJECT_PREFIX,
     DlqReason,
 )
+from worker.jetstream.topology import ApiError, Status
 from worker.job import RunRef
 from worker.metrics import Metrics
 from worker.result import RunResult
@@ -201,9 +202,6 @@ class Inbox:
             handler(msg)
 
 
-_NO_RESPONDERS = "503"
-
-
 class StreamPublisher:
     """Storing a message in a stream and waiting for its PubAck, with the reply routed through the shared `Inbox`.
 
@@ -262,7 +260,7 @@ def _settle(ack: asyncio.Future[Msg], msg: Msg) -> None:
 
 
 def _duplicate(msg: Msg) -> bool:
-    if msg.headers and msg.headers.get(Header.STATUS) == _NO_RESPONDERS:
+    if msg.headers and msg.headers.get(Header.STATUS) == Status.NO_RESPONDERS:
         raise NoStreamResponseError
     answer = orjson.loads(msg.data)
     if (error := answer.get("error")) is not None:
@@ -272,12 +270,6 @@ def _duplicate(msg: Msg) -> bool:
 
 # Subjects per request: a runId subject is at most about 160 bytes, so this stays far below 1 MB.
 _MAX_SUBJECTS = 256
-
-
-_END_OF_BATCH = "204"
-
-
-_NO_RESULTS = "404"
 
 
 class _Reply:
@@ -296,9 +288,9 @@ class _Reply:
         status = headers.get(Header.STATUS)
         if status is None:
             self.found[headers.get("Nats-Subject", "")] = msg.data
-        elif status in (_END_OF_BATCH, _NO_RESULTS):
+        elif status in (Status.END_OF_BATCH, Status.NOT_FOUND):
             self.done.set_result(None)
-        elif status == _NO_RESPONDERS:
+        elif status == Status.NO_RESPONDERS:
             self.done.set_exception(nats.errors.NoRespondersError())
         else:
             self.done.set_exception(APIError(code=int(status), description=headers.get(Header.DESCRIPTION)))
@@ -372,10 +364,6 @@ class LastGets:
         return reply.found
 
 
-# JetStream API error: the subject's last sequence is not the one the publisher expected.
-_WRONG_LAST_SEQUENCE = 10071
-
-
 def result_subject(run_id: str) -> str:
     return RESULTS_SUBJECT_PREFIX + run_id
 
@@ -427,7 +415,7 @@ class ResultStore:
                 result_subject(result.run_id), body, stream=self._stream, headers=headers
             )
         except APIError as exc:
-            if exc.err_code != _WRONG_LAST_SEQUENCE:
+            if exc.err_code != ApiError.WRONG_LAST_SEQUENCE:
                 raise
         else:
             if not duplicate:

@@ -12,6 +12,7 @@ import json
 import re
 import ssl
 from dataclasses import dataclass
+from enum import IntEnum, StrEnum
 from typing import Any
 from urllib.parse import ParseResult
 
@@ -41,6 +42,8 @@ from worker.metrics import Metrics
 from worker.settings import Settings
 
 __all__ = [
+    "ApiError",
+    "Status",
     "Topology",
     "advisory_consumer_config",
     "connect",
@@ -167,11 +170,29 @@ _ADVISORY_MAX_DELIVER = 10
 _Config = StreamConfig | ConsumerConfig
 
 
-# JetStream API error codes (nats-server errors.json).
-_STREAM_NAME_IN_USE = 10058
+class ApiError(IntEnum):
+    """The JetStream API error codes the worker acts on (nats-server's errors.json), in one table."""
+
+    DELETE_FAILED = 10057
+    """A message delete failed; "no message found" when it is already gone."""
+    STREAM_NAME_IN_USE = 10058
+    """A stream of that name exists with another configuration."""
+    WRONG_LAST_SEQUENCE = 10071
+    """The subject's last sequence is not the one the publisher expected."""
+    CONSUMER_EXISTS = 10148
+    """A consumer of that name exists with another configuration."""
 
 
-_CONSUMER_EXISTS = 10148
+class Status(StrEnum):
+    """The `Status` header values of the server's answers the worker acts on (pull requests, batched reads)."""
+
+    HEARTBEAT = "100"
+    END_OF_BATCH = "204"
+    NOT_FOUND = "404"
+    """Nothing (more) to deliver, or no stored message matched."""
+    REQUEST_TIMEOUT = "408"
+    """A pull request expired."""
+    NO_RESPONDERS = "503"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +301,7 @@ async def _ensure_stream(js: JetStreamContext, wanted: StreamConfig) -> StreamIn
         log.debug("stream_ready", stream=wanted.name)
         return info
     except BadRequestError as exc:
-        if exc.err_code != _STREAM_NAME_IN_USE:
+        if exc.err_code != ApiError.STREAM_NAME_IN_USE:
             raise
     info = await js.stream_info(wanted.name)
     _warn_if_differs("stream", wanted.name, wanted, info.config)
@@ -297,7 +318,7 @@ async def _ensure_consumer(js: JetStreamContext, stream: str, wanted: ConsumerCo
             created: ConsumerInfo = await _create_consumer(js, stream, wanted)
             return created
         except BadRequestError as exc:
-            if exc.err_code != _CONSUMER_EXISTS:
+            if exc.err_code != ApiError.CONSUMER_EXISTS:
                 raise
             # Another replica created it a moment ago, with other settings.
             info = await js.consumer_info(stream, wanted.durable_name)

@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 
 from catalog.quota import MonthlyUsage, UsageValueError, key_shown
 from worker.jetstream.store import TRANSIENT, through_outages
+from worker.jetstream.topology import ApiError
 from worker.settings import Settings
 
 __all__ = ["BucketUsageStore", "UsageTooLargeError", "ensure_usage_bucket", "published_at", "usage_bucket_config"]
@@ -28,8 +29,6 @@ log = structlog.get_logger(__name__)
 
 # Room for the subject ($KV.<bucket>.<key>) and the compare-and-set header, besides the value.
 _WRITE_OVERHEAD = 1024
-# JetStream API error: a stream of that name exists with another configuration.
-_STREAM_NAME_IN_USE = 10058
 
 
 def usage_bucket_config(settings: Settings, *, replicas: int) -> KeyValueConfig:
@@ -53,7 +52,7 @@ async def ensure_usage_bucket(js: JetStreamContext, settings: Settings) -> KeyVa
     try:
         return await js.create_key_value(config)
     except BadRequestError as exc:
-        if exc.err_code != _STREAM_NAME_IN_USE:
+        if exc.err_code != ApiError.STREAM_NAME_IN_USE:
             raise
     # Created by someone else with other settings (ops, or an older worker): use it, and say how it differs.
     kv = await js.key_value(settings.usage_bucket)
