@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck pytest test-typescript examples-types bench bench-quick soak clean
+.PHONY: demo test test-fast lint typecheck pytest test-typescript examples-types bench bench-quick soak fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,13 @@ bench-quick: $(STAMP)
 
 soak: $(STAMP)
 	AGENT_WORKER_SOAK=1 $(BIN)/pytest -q -m soak tests/reliability
+
+# The hostile suite's properties (tests/hostile/test_properties.py) with thousands of examples, about ten minutes
+# on two cores; `make test` runs the same with 40. The outcome table goes to fuzz-report.md.
+FUZZ_EXAMPLES ?= 8000
+fuzz: $(STAMP)
+	AGENT_WORKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) AGENT_WORKER_FUZZ_REPORT=fuzz-report.md \
+		$(BIN)/pytest -q -s -p no:cacheprovider --timeout 3600 tests/hostile/test_properties.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(TS)/node_modules $(TS)/dist
