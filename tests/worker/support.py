@@ -31,6 +31,7 @@ __all__ = [
     "job",
     "jobs_left",
     "new_run_id",
+    "polled",
     "publish_job",
     "publish_jobs",
     "stored_count",
@@ -158,23 +159,35 @@ async def dead_letters(client: Client) -> list[Msg]:
     return messages
 
 
-async def wait_until_acked(client: Client, within: float = 10.0) -> None:
-    """The jobs stream is a work queue: it is empty once every job is acked or terminated.
+_POLL_SECS = 0.05
 
-    The server announces no such moment, so its state is polled.
-    """
-    polls = int(within / 0.05)
-    for _ in range(polls):
-        if not await jobs_left(client):
+
+async def polled(check: Callable[[], Awaitable[bool]], *, within: float = 10.0, what: str) -> None:
+    """Poll `check` until it holds: for states the server announces to nobody (a drained queue, a stored or
+    acked advisory, a reconnect), so there is no event to await."""
+    for _ in range(int(within / _POLL_SECS)):
+        if await check():
             return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{await jobs_left(client)} job(s) still unacked after {within} s")
+        await asyncio.sleep(_POLL_SECS)
+    raise AssertionError(f"{what} did not hold within {within} s")
+
+
+async def wait_until_acked(client: Client, within: float = 10.0) -> None:
+    """The jobs stream is a work queue: it is empty once every job is acked or terminated."""
+
+    async def drained() -> bool:
+        return not await jobs_left(client)
+
+    try:
+        await polled(drained, within=within, what="every job acked")
+    except AssertionError:
+        raise AssertionError(f"{await jobs_left(client)} job(s) still unacked after {within} s") from None
 
 
 async def eventually(check: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
-    """Poll `check` until it holds: for states nothing announces (a reconnect, a drained queue)."""
-    for _ in range(int(within / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} did not hold within {within} s")
+    """`polled` for a check that needs no I/O (the worker's own state)."""
+
+    async def holds() -> bool:
+        return check()
+
+    await polled(holds, within=within, what=what)

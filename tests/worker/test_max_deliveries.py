@@ -18,6 +18,7 @@ from tests.worker.support import (
     dead_letters,
     job,
     jobs_left,
+    polled,
     publish_job,
     stored_count,
     wait_until_acked,
@@ -63,11 +64,11 @@ async def exhaust_with_no_worker(client: Client, settings: Settings, headers: di
 
 async def advisories_stored(client: Client, count: int, within: float = 10.0) -> None:
     """The server announces no stored advisory to us (nobody subscribes), so the stream's count is polled."""
-    for _ in range(int(within / 0.05)):
-        if (await client.jetstream().stream_info(ADVISORIES)).state.messages >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{count} advisories not stored within {within} s")
+
+    async def stored() -> bool:
+        return (await client.jetstream().stream_info(ADVISORIES)).state.messages >= count
+
+    await polled(stored, within=within, what=f"{count} advisories stored")
 
 
 async def test_advisory_sent_while_no_worker_runs_is_handled_by_the_next_one(
@@ -161,12 +162,12 @@ async def eventually_acked(client: Client, settings: Settings, within: float = 1
     """Every stored advisory delivered and acked by the advisory consumer."""
     name = advisory_consumer_config(settings).durable_name
     assert name is not None
-    for _ in range(int(within / 0.05)):
+
+    async def acked() -> bool:
         info = await client.jetstream().consumer_info(settings.advisories_stream, name)
-        if info.num_pending == 0 and info.num_ack_pending == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"advisories still unacked after {within} s")
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    await polled(acked, within=within, what="every advisory acked")
 
 
 async def test_advisories_stream_and_consumer_are_created_at_start_up(
