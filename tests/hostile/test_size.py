@@ -11,8 +11,10 @@ After all of them the same process serves the next job.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import nats
@@ -22,6 +24,7 @@ from nats.aio.client import Client
 
 from testkit import Step
 from tests.hostile.harness import Stack, job_body, new_run_id, settle, start_stack
+from tests.reliability.ledger import wait_until
 from worker.contract import DLQ_STREAM, JOB_SUBJECT, RESULTS_STREAM, RESULTS_SUBJECT_PREFIX
 
 pytestmark = pytest.mark.system
@@ -46,11 +49,11 @@ async def nc(stack: Stack) -> AsyncIterator[Client]:
     await client.close()
 
 
-async def _stored(nc: Client, run_id: str) -> dict[str, object]:
+async def _stored(nc: Client, run_id: str, *, limit: int = MAX_PAYLOAD) -> dict[str, object]:
     message = await nc.jetstream().get_last_msg(RESULTS_STREAM, RESULTS_SUBJECT_PREFIX + run_id)
     assert message.data is not None
     size = len(message.data) + sum(len(k) + len(v) + 4 for k, v in (message.headers or {}).items()) + 12
-    assert size <= MAX_PAYLOAD
+    assert size <= limit
     stored: dict[str, object] = orjson.loads(message.data)
     return stored
 
@@ -130,3 +133,56 @@ async def test_everything_published_fits_a_64_kib_server(stack: Stack, nc: Clien
     assert "result_too_large" in output
     for event in ("job_crashed", "fetch_loop_error", "nats_closed", "fetch_loop_ended"):
         assert event not in output, f"the replica logged {event}"
+
+
+async def test_the_limit_is_read_again_after_a_reconnect(tmp_path: Path) -> None:
+    """The same 110 KB answer fits a server announcing 128 KiB, and becomes result_too_large once the replica
+    has reconnected to it restarted with 64 KiB: the limit comes from the INFO of every (re)connect."""
+    # Started from a thread: the harness runs its own event loop to wait for the children.
+    stack = await asyncio.to_thread(start_stack, tmp_path, server_config="max_payload: 131072")
+    try:
+        async with _client(stack) as nc:
+            before = new_run_id("limit-before")
+            await stack.provider.script(Step.reply(LONG_ANSWER))
+            await nc.jetstream().publish(JOB_SUBJECT, job_body(before, max_tokens=16_384))
+            await settle(nc, [before])
+            assert (await _stored(nc, before, limit=131_072))["status"] == "completed"
+
+        assert stack.server.config_file is not None
+        stack.server.config_file.write_text(f"max_payload: {MAX_PAYLOAD}\n")
+        stack.server.stop()
+        stack.server.start()
+        await wait_until(_reconnected(stack), within=60, what="the replica reconnecting")
+
+        async with _client(stack) as nc:
+            assert nc.max_payload == MAX_PAYLOAD
+            after = new_run_id("limit-after")
+            await stack.provider.script(Step.reply(LONG_ANSWER))
+            await nc.jetstream().publish(JOB_SUBJECT, job_body(after, max_tokens=16_384))
+            outcomes = await settle(nc, [before, after])
+            print(f"limit re-read on reconnect: {outcomes.figures(sent=2)}")
+            assert not outcomes.duplicated
+            stored = await _stored(nc, after)
+        error = stored["error"]
+        assert isinstance(error, dict)
+        assert (stored["status"], error["code"]) == ("failed", "result_too_large")
+        assert str(MAX_PAYLOAD) in error["message"]
+        assert stack.worker.alive
+    finally:
+        stack.close()
+
+
+@asynccontextmanager
+async def _client(stack: Stack) -> AsyncIterator[Client]:
+    client = await nats.connect(stack.server.url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _reconnected(stack: Stack) -> Callable[[], Awaitable[bool]]:
+    async def seen() -> bool:
+        return '"event":"nats_reconnected"' in stack.output()
+
+    return seen
