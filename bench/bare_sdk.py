@@ -20,12 +20,15 @@ from dataclasses import dataclass
 import orjson
 
 from bench.providers import ANTHROPIC, OPENAI, PROVIDERS
+from testkit.jobs import example_job
 from worker.eventloop import run_event_loop
 
 __all__ = ["main"]
 
-_SYSTEM = 'You are a Maschina research agent named "Scout". Complete the task provided.'
-_MESSAGE = "Summarise the attached notes."
+# The benchmark jobs' own prompt (testkit.jobs), so the bare call and the worker's call send the same text.
+_JOB = example_job()
+_SYSTEM: str = _JOB["systemPrompt"]
+_MESSAGE: str = _JOB["inputPayload"]["message"]
 
 
 @dataclass(frozen=True, slots=True)

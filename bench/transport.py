@@ -23,6 +23,7 @@ import orjson
 from bench.process import raise_open_files_limit
 from bench.providers import OPENAI
 from testkit import FakeConfig
+from testkit.jobs import example_job
 from testkit.process import FakeProcess, python_module
 from worker.eventloop import run_event_loop
 from worker.providers.base import ProviderRequest
@@ -32,10 +33,11 @@ __all__ = ["main"]
 
 Transport = Literal["aiohttp", "httpx"]
 TRANSPORTS: tuple[Transport, ...] = ("aiohttp", "httpx")
+_JOB = example_job()
 _REQUEST = ProviderRequest(
     model="gpt-5",
-    system_prompt='You are a Maschina research agent named "Scout". Complete the task provided.',
-    user_message="Summarise the attached notes.",
+    system_prompt=_JOB["systemPrompt"],
+    user_message=_JOB["inputPayload"]["message"],
     max_tokens=1024,
 )
 
