@@ -38,6 +38,7 @@ from opentelemetry.util.types import AttributeValue
 from catalog import Usage
 from worker.contract import TRACEPARENT_HEADER, TRACESTATE_HEADER
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
+from worker.providers.redaction import scrubbed_reply
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -312,6 +313,8 @@ async def provider_call(provider: Provider, request: ProviderRequest) -> Provide
         _fail(span, type(exc).__name__)
         raise
     else:
+        # Scrubbed before its model name goes on the span; the caller gets the same scrubbed reply.
+        reply = scrubbed_reply(reply, request)
         attributes = _usage(reply.usage)
         if reply.model is not None:
             attributes["gen_ai.response.model"] = reply.model

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 
 import orjson
 
-__all__ = ["MAX_DETAIL", "REDACTED", "WINDOW", "Redactor", "cut", "provider_message"]
+from worker.providers.base import ProviderReply, ProviderRequest
+
+__all__ = ["MAX_DETAIL", "REDACTED", "WINDOW", "Redactor", "cut", "provider_message", "scrubbed_reply"]
 
 #: docs/contract.md §11: no 20 consecutive characters of a job's system prompt or user message are ever written.
 WINDOW = 20
@@ -47,6 +50,23 @@ def provider_message(prefix: str, text: str, secrets: Iterable[str | None]) -> s
     Scrubbed whole rather than the provider's part alone: a stretch of a prompt could straddle the two.
     """
     return Redactor(secrets)(prefix + cut(text), limit=None)
+
+
+def scrubbed_reply(reply: ProviderReply, request: ProviderRequest) -> ProviderReply:
+    """`reply` with its stop reason and model name scrubbed of the request's prompt texts (`reply` when clean).
+
+    Both are the provider's own words that reach the result (`stopReason`, passed through by §4) or the call
+    span (`gen_ai.response.model`); a server that echoes the prompt there must not carry it past us (§11).
+    The text is the model's answer, the one place the prompt may appear. A short value is spared the work.
+    """
+    texts = (reply.stop_reason, reply.model)
+    if all(text is None or len(text) < WINDOW for text in texts):
+        return reply
+    redact = Redactor((request.system_prompt, request.user_message))
+    stop_reason, model = (None if text is None else redact(text, limit=None) for text in texts)
+    if (stop_reason, model) == texts:
+        return reply
+    return replace(reply, stop_reason=stop_reason, model=model)
 
 
 class Redactor:

@@ -10,6 +10,7 @@ import structlog
 
 from worker import tracing
 from worker.providers.base import Provider, ProviderError, ProviderReply, ProviderRequest
+from worker.providers.redaction import scrubbed_reply
 
 __all__ = ["RetryPolicy", "call_with_retry"]
 
@@ -51,7 +52,7 @@ async def call_with_retry(
             # Each call, first or retry, is its own span when traces are on.
             if tracing.enabled:
                 return await tracing.provider_call(provider, request)
-            return await provider.complete(request)
+            return scrubbed_reply(await provider.complete(request), request)
         except ProviderError as exc:
             if not exc.retryable or calls >= policy.max_calls:
                 raise
