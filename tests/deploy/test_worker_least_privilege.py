@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 
 from catalog.quota import MonthlyUsage
 from testkit import FakeAnthropic, Step
+from testkit.jobs import encode, example_envelope, example_job
 from testkit.process import WorkerProcess
 from tests.deploy.support import Connect, Identities, Session
 from worker.contract import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX, WORKER_INBOX_PREFIX
@@ -38,8 +39,8 @@ EVENT_TIMEOUT_SECS = 15
 
 
 def _job(run_id: str, reply_to: str, **fields: Any) -> bytes:
-    data = {"runId": run_id, "agentId": "agent-1", "userId": "user-1", "tier": "m5"} | fields
-    return json.dumps({"id": str(uuid.uuid4()), "replyTo": reply_to, "data": data}).encode()
+    data = example_job(runId=run_id, userId="user-1", **fields)
+    return encode(example_envelope(data, job_id=str(uuid.uuid4()), reply_to=reply_to))
 
 
 @asynccontextmanager
