@@ -7,6 +7,7 @@ the job's prompt texts, see `worker.providers.redaction`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
@@ -26,19 +27,15 @@ __all__ = [
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds the provider asked us to wait: `retry-after-ms`, else `retry-after` as seconds or an HTTP date."""
-    millis = headers.get("retry-after-ms")
+    millis = _seconds(headers.get("retry-after-ms"))
     if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
+        return millis / 1000.0
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -46,6 +43,20 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _seconds(value: str | None) -> float | None:
+    """A finite number, at least 0; None for anything else.
+
+    `inf` or `nan` is no wait at all: an infinite one would become a nak delay the NATS client cannot send.
+    """
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return max(0.0, number) if math.isfinite(number) else None
 
 
 #: Error codes a provider sends with a 429 that mean "out of credit", not "slow down": waiting does not help.
