@@ -57,6 +57,7 @@ _ENDED = frozenset({Status.NOT_FOUND, Status.REQUEST_TIMEOUT})
 
 
 _DESCRIPTION_CHARS = 120
+_REFUSAL_LOG_SECS = 10.0
 
 
 class _Request:
@@ -89,6 +90,9 @@ class Puller:
         self._token = ""
         self._current: _Request | None = None
         self._deliver = deliver
+        self.refused: str | None = None
+        """The server's status when it refused the last request (`503`, `409 Consumer Deleted`), else None."""
+        self._refusal_logged = 0.0
 
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
@@ -149,6 +153,7 @@ class Puller:
                 if request is not None:
                     request.delivered += 1
                     if request.delivered >= request.wanted:
+                        self.refused = None
                         request.end(None)
                 return
             self._on_status(msg)
@@ -163,10 +168,18 @@ class Puller:
         request = self._current
         if request is None or _token(msg) != self._token:
             return  # the end of an earlier request, which was given up already
-        if status not in _ENDED:
-            description = headers.get(Header.DESCRIPTION, "")[:_DESCRIPTION_CHARS]
-            # 409: the consumer was deleted, too many waiting requests, a leader change; 503: no JetStream.
-            log.warning("pull_refused", puller=self._name, status=status, description=description)
+        if status in _ENDED:
+            self.refused = None
+        else:
+            # 409: the consumer was deleted, too many waiting requests, a leader change; 503: no JetStream, or
+            # no such consumer. Logged when it changes and every `_REFUSAL_LOG_SECS` while it lasts.
+            description = (headers.get(Header.DESCRIPTION) or "").strip().split("\n")[0][:_DESCRIPTION_CHARS]
+            refused = f"{status} {description}".strip()
+            now = time.monotonic()
+            if refused != self.refused or now - self._refusal_logged >= _REFUSAL_LOG_SECS:
+                log.warning("pull_refused", puller=self._name, status=status, description=description)
+                self._refusal_logged = now
+            self.refused = refused
         request.end(status or "?")
 
 
@@ -252,6 +265,10 @@ class JobConsumer:
                 elif not await self._puller.pull(free):
                     log.error("fetch_loop_ended", reason="the NATS connection is closed for good")
                     return
+                elif self._puller.refused is not None:
+                    # The server refuses our requests (the consumer deleted, JetStream gone): no round counts
+                    # until it answers again, so /healthz turns unhealthy if it lasts (`pull_refused` says why).
+                    continue
             except Exception:
                 # A bug: logged with its traceback, and the loop goes on. Should it recur on every round,
                 # `last_tick` stops moving and /healthz reports the replica unhealthy after `STALL_SECS`.
