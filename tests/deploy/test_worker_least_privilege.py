@@ -25,6 +25,7 @@ from testkit import FakeAnthropic, Step
 from testkit.jobs import encode, example_envelope, example_job
 from testkit.process import WorkerProcess
 from tests.deploy.support import Connect, Identities, Session
+from tests.worker.support import polled
 from worker.contract import DLQ_STREAM, DLQ_SUBJECT, RESULTS_SUBJECT_PREFIX, WORKER_INBOX_PREFIX
 from worker.embedded import NatsServer
 from worker.jetstream.topology import advisory_consumer_config
@@ -148,12 +149,13 @@ async def test_quotas_run_under_the_permissions(
         kv = await admin.nc.jetstream().key_value(SETTINGS.usage_bucket)
         (key,) = await kv.keys()
         assert key.startswith("user-1.")
+
         # Settled before the ack; the reply copy may come first, so the value is polled.
-        for _ in range(EVENT_TIMEOUT_SECS * 20):
-            usage = MonthlyUsage.from_json((await kv.get(key)).value or b"")
-            if not usage.reserved:
-                break
-            await asyncio.sleep(0.05)
+        async def settled() -> bool:
+            return not MonthlyUsage.from_json((await kv.get(key)).value or b"").reserved
+
+        await polled(settled, within=EVENT_TIMEOUT_SECS, what="the reservation settled")
+        usage = MonthlyUsage.from_json((await kv.get(key)).value or b"")
         assert usage == MonthlyUsage(completed["billing"]["billedTokens"], {})
 
     log = secured_nats.log_path.read_text()
@@ -224,9 +226,9 @@ async def test_a_job_whose_replica_died_is_dead_lettered_under_the_permissions(
 async def _advisories_acked(admin: Session) -> None:
     """The survivor acked the stored advisory once done with it (its ack is a publish nothing answers: polled)."""
     name = str(advisory_consumer_config(SETTINGS).durable_name)
-    for _ in range(EVENT_TIMEOUT_SECS * 20):
+
+    async def acked() -> bool:
         consumer = await admin.nc.jetstream().consumer_info(SETTINGS.advisories_stream, name)
-        if consumer.num_pending == consumer.num_ack_pending == 0 and consumer.delivered.stream_seq > 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the advisory was not acked: {consumer}")
+        return bool(consumer.num_pending == consumer.num_ack_pending == 0 and consumer.delivered.stream_seq > 0)
+
+    await polled(acked, within=EVENT_TIMEOUT_SECS, what="the advisory acked")
