@@ -1,4 +1,4 @@
-"""The command line every fake shares: `python -m testkit.fake_<provider> [flags]`.
+"""The command line every fake shares: `python -m testkit.fake KIND [flags]` (`testkit.fake`).
 
 When listening, the fake prints its URL (`http://127.0.0.1:PORT`) as the first line on stdout and
 serves until SIGTERM or SIGINT. Every flag is also settable later through `POST /_fake/config`.
@@ -79,9 +79,9 @@ async def _serve(server: FakeServer) -> None:
         await stop.wait()
 
 
-def run_cli(server_class: type[FakeServer], description: str, argv: Sequence[str] | None = None) -> int:
-    prog = f"python -m {server_class.cli_module}"
-    args = build_parser(description, prog).parse_args(argv)
+def run_cli(server_class: type[FakeServer], argv: Sequence[str] | None = None) -> int:
+    prog = f"python -m testkit.fake {server_class.kind}"
+    args = build_parser(server_class.cli_description, prog).parse_args(argv)
     server = server_class(config_from_args(args), host=args.host, port=args.port, script=_script(args.script))
     asyncio.run(_serve(server))
     return 0

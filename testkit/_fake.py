@@ -220,8 +220,10 @@ class FakeServer(ABC):
     """A provider fake on loopback: `async with FakeX(config) as fake: fake.url`. Subclasses add the API routes."""
 
     default_fault_statuses: ClassVar[tuple[int, ...]] = (500,)
-    #: The module that runs this fake as a process.
-    cli_module: ClassVar[str] = ""
+    #: Its name on the command line (`python -m testkit.fake KIND`) and in `testkit.process.FakeProcess`.
+    kind: ClassVar[str] = ""
+    #: What `python -m testkit.fake KIND --help` says it is.
+    cli_description: ClassVar[str] = ""
     #: Faults that carry `retry-after` when drawn at random.
     throttling_statuses: ClassVar[frozenset[int]] = frozenset({429, 503, 529})
 

@@ -1,7 +1,7 @@
 """A fake Anthropic Messages API (`POST /v1/messages`) on loopback, for tests, benchmarks and fault runs.
 
 In-process: `async with FakeAnthropic(FakeConfig(delay=1.0)) as fake: ... fake.url ...`.
-Out of process: `python -m testkit.fake_anthropic --port 0 --delay 1.0 --fault-rate 0.2`
+Out of process: `python -m testkit.fake anthropic --port 0 --delay 1.0 --fault-rate 0.2`
 prints its URL on stdout when it is ready (see `testkit._cli`).
 """
 
@@ -43,7 +43,8 @@ _ERROR_MESSAGES = {
 class FakeAnthropic(FakeServer):
     """Speaks the Messages API as the SDK expects it: the message object, error bodies, `retry-after`, `request-id`."""
 
-    cli_module: ClassVar[str] = "testkit.fake_anthropic"
+    kind: ClassVar[str] = "anthropic"
+    cli_description: ClassVar[str] = "fake Anthropic Messages API"
     default_fault_statuses: ClassVar[tuple[int, ...]] = (429, 529, 500)
 
     @property

@@ -1,7 +1,7 @@
 """A fake Ollama `POST /api/chat` on loopback: NDJSON streams, single-object answers and Ollama's error shapes.
 
 In-process: `async with FakeOllama() as fake: ... fake.url ...` (what `OLLAMA_HOST` should be).
-Out of process: `python -m testkit.fake_ollama --port 0 --delay 1.0` prints its URL when ready.
+Out of process: `python -m testkit.fake ollama --port 0 --delay 1.0` prints its URL when ready.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ _ERROR_MESSAGES = {
 class FakeOllama(FakeServer):
     """Speaks `/api/chat` as Ollama does; streams unless asked `"stream": false` (like Ollama itself)."""
 
-    cli_module: ClassVar[str] = "testkit.fake_ollama"
+    kind: ClassVar[str] = "ollama"
+    cli_description: ClassVar[str] = "fake Ollama /api/chat"
     default_fault_statuses: ClassVar[tuple[int, ...]] = (503, 500)
 
     def add_routes(self, app: web.Application) -> None:

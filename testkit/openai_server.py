@@ -1,7 +1,7 @@
 """A fake OpenAI Chat Completions API (`POST /v1/chat/completions`) on loopback, for tests, benchmarks and fault runs.
 
 In-process: `async with FakeOpenAI(FakeConfig(delay=1.0)) as fake: ... fake.base_url ...`.
-Out of process: `python -m testkit.fake_openai --port 0 --delay 1.0 --fault-rate 0.2`
+Out of process: `python -m testkit.fake openai --port 0 --delay 1.0 --fault-rate 0.2`
 prints its URL on stdout when it is ready (see `testkit._cli`); `OPENAI_BASE_URL` is that URL + `/v1`.
 
 Usage overrides (`FakeConfig.usage`, `Step.reply(usage=...)`) take the top-level names (`prompt_tokens`,
@@ -55,7 +55,8 @@ _DETAIL_KEYS = {"cached_tokens": "prompt_tokens_details", "reasoning_tokens": "c
 class FakeOpenAI(FakeServer):
     """Speaks Chat Completions as the SDK expects it: the completion object, error bodies, `retry-after`."""
 
-    cli_module: ClassVar[str] = "testkit.fake_openai"
+    kind: ClassVar[str] = "openai"
+    cli_description: ClassVar[str] = "fake OpenAI Chat Completions API"
     default_fault_statuses: ClassVar[tuple[int, ...]] = (429, 500, 503)
 
     @property

@@ -29,10 +29,7 @@ import httpx
 import orjson
 import psutil
 
-from testkit._fake import FakeConfig, FakeServer, Step
-from testkit.anthropic_server import FakeAnthropic
-from testkit.ollama_server import FakeOllama
-from testkit.openai_server import FakeOpenAI
+from testkit._fake import FakeConfig, Step
 from worker.embedded import free_port
 
 __all__ = [
@@ -318,18 +315,17 @@ class WorkerProcess(ChildProcess):
 
 
 FakeKind = Literal["anthropic", "ollama", "openai"]
-_SERVERS: dict[FakeKind, type[FakeServer]] = {"anthropic": FakeAnthropic, "ollama": FakeOllama, "openai": FakeOpenAI}
 
 
 class FakeProcess(ChildProcess):
-    """`python -m testkit.fake_<kind>` as a child process on a free loopback port, steered over `/_fake/*`.
+    """`python -m testkit.fake KIND` as a child process on a free loopback port, steered over `/_fake/*`.
 
     async with FakeProcess("anthropic", FakeConfig(delay=1.0)) as fake:
         ... fake.url ...
         await fake.configure(fault_rate=0.2)
         print(await fake.stats())
 
-    `options` are more command-line flags (`--delay 0.2`, see `python -m testkit.fake_anthropic --help`).
+    `options` are more command-line flags (`--delay 0.2`, see `python -m testkit.fake anthropic --help`).
     Ready once `/_fake/stats` answers at all.
     """
 
@@ -346,7 +342,7 @@ class FakeProcess(ChildProcess):
     ) -> None:
         self.kind = kind
         self.port = free_port()
-        args = python_module(_SERVERS[kind].cli_module, "--port", str(self.port))
+        args = python_module("testkit.fake", kind, "--port", str(self.port))
         if config is not None:
             args += ["--config", orjson.dumps(config.to_json()).decode()]
         if script:
