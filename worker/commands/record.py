@@ -44,7 +44,7 @@ from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
 from worker.commands._nats import ReadRange, WorkQueueError, connect_or_give_up, parse_duration, read_stream
-from worker.logging import configure_logging
+from worker.logging import configure_logging, shown_server
 from worker.progress import Progress
 from worker.recorded_jobs import RecordedMessage, encode_recorded
 from worker.redact import redact_body, redact_headers
@@ -249,4 +249,4 @@ async def _copy_stream(settings: Settings, subjects: list[str], recorder: Record
 def _server(nc: Client) -> str:
     """host:port of the connected server, never its user information."""
     url = nc.connected_url
-    return "?" if url is None else f"{url.hostname}:{url.port}"
+    return "?" if url is None else shown_server(url)

@@ -9,12 +9,10 @@ an existing one lacks.
 from __future__ import annotations
 
 import json
-import re
 import ssl
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
-from urllib.parse import ParseResult
 
 import structlog
 from nats.aio.client import Client
@@ -38,6 +36,7 @@ from worker.contract import (
     RESULTS_STREAM_SUBJECTS,
     WORKER_INBOX_PREFIX,
 )
+from worker.logging import shown_server, without_user_info
 from worker.metrics import Metrics
 from worker.settings import Settings
 
@@ -50,10 +49,8 @@ __all__ = [
     "consumer_config",
     "ensure_topology",
     "max_deliveries_subject",
-    "shown_server",
     "stream_configs",
     "tls_context",
-    "without_user_info",
 ]
 
 log = structlog.get_logger(__name__)
@@ -124,23 +121,6 @@ async def connect(settings: Settings, *, name: str, metrics: Metrics) -> Client:
 def _server(client: Client) -> str | None:
     url = client.connected_url
     return None if url is None else shown_server(url)
-
-
-def shown_server(url: ParseResult) -> str:
-    """`host:port` of a server URL: never its user information (`user:password@`, a token), contract section 11."""
-    host = url.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    return f"{host}:{url.port}" if url.port else host
-
-
-# Up to the last `@` before the host: a password may hold an `@` of its own.
-_USER_INFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
-
-
-def without_user_info(text: str) -> str:
-    """`text` with the user information of every URL in it removed (`nats://u:p@h:4222` -> `nats://h:4222`)."""
-    return _USER_INFO.sub(r"\g<scheme>", text)
 
 
 # How long the jobs stream drops a re-publish with the same Nats-Msg-Id (the run id): the server's own default,
