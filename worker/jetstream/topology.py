@@ -3,7 +3,8 @@
 `connect` opens the worker's connection from its settings (seed list, credentials, TLS; URLs logged without
 their user information). `ensure_topology` creates whatever stream or consumer is missing, idempotently and
 safely when many replicas start at once, never deletes or rewrites an existing one, and says at start-up what
-an existing one lacks.
+an existing one lacks. `ApiError` and `Status` are the one table of the server's error codes and statuses that
+the other jetstream modules act on.
 """
 
 from __future__ import annotations
