@@ -14,7 +14,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from testkit.jobs import example_envelope, example_job
-from worker.contract import JOB_SUBJECT
+from worker.contract import DLQ_STREAM, DLQ_SUBJECT, JOB_SUBJECT, JOBS_STREAM, RESULTS_STREAM, RESULTS_STREAM_SUBJECTS
 from worker.embedded import NatsServer
 from worker.jetstream.store import result_subject
 from worker.providers.retry import RetryPolicy
@@ -88,7 +88,7 @@ async def publish_jobs(client: Client, count: int) -> list[dict[str, Any]]:
     return bodies
 
 
-async def stored_count(client: Client, run_id: str, stream: str = "MASCHINA_RESULTS") -> int:
+async def stored_count(client: Client, run_id: str, stream: str = RESULTS_STREAM) -> int:
     """How many records the results stream holds for `run_id`."""
     subject = result_subject(run_id)
     info = await client.jetstream().stream_info(stream, subjects_filter=subject)
@@ -124,7 +124,7 @@ class ResultWatch:
         self._changed = asyncio.Event()
 
     async def open(self, client: Client) -> ResultWatch:
-        await client.subscribe("maschina.results.>", cb=self._on_result)
+        await client.subscribe(RESULTS_STREAM_SUBJECTS, cb=self._on_result)
         return self
 
     async def _on_result(self, message: Msg) -> None:
@@ -146,14 +146,14 @@ class ResultWatch:
 
 
 async def jobs_left(client: Client) -> int:
-    info = await client.jetstream().stream_info("MASCHINA_JOBS")
+    info = await client.jetstream().stream_info(JOBS_STREAM)
     return int(info.state.messages)
 
 
 async def dead_letters(client: Client) -> list[Msg]:
     js = client.jetstream()
-    count = (await js.stream_info("MASCHINA_DLQ")).state.messages
-    subscription = await js.pull_subscribe("maschina.dlq.agent.execute", stream="MASCHINA_DLQ")
+    count = (await js.stream_info(DLQ_STREAM)).state.messages
+    subscription = await js.pull_subscribe(DLQ_SUBJECT, stream=DLQ_STREAM)
     messages = await subscription.fetch(count, timeout=2) if count else []
     await subscription.unsubscribe()
     return messages
