@@ -56,6 +56,12 @@ VALID = {"input_tokens": 12, "output_tokens": 7, "cache_creation_input_tokens": 
         pytest.param({"content": [{"type": "text"}]}, "a text block has no `text`", id="text-block-without-text"),
         pytest.param({"content": [{"type": "text", "text": None}]}, "no `text`", id="text-null"),
         pytest.param({"content": None}, "`content` is not a list", id="no-content"),
+        pytest.param({"content": []}, "no text block", id="content-empty"),
+        pytest.param(
+            {"content": [{"type": "thinking", "thinking": "hmm", "signature": "s"}]},
+            "no text block",
+            id="thinking-only-end-turn",
+        ),
         pytest.param({"type": "completion"}, 'its `type` is not "message"', id="wrong-type"),
     ],
 )
@@ -272,3 +278,15 @@ async def test_an_ollama_error_body_that_is_not_json_is_scrubbed_past_its_first_
 
     assert error.message.startswith("Ollama answered HTTP 400: <pre>---")
     assert _leaked(error.message, PROMPT) == []
+
+
+@pytest.mark.parametrize("stop_reason", ["max_tokens", "refusal"])
+async def test_an_anthropic_answer_whose_stop_reason_explains_no_text_completes_empty(
+    fake_anthropic: FakeAnthropic, anthropic_provider: AnthropicProvider, stop_reason: str
+) -> None:
+    # A budget spent thinking, or a refusal, may come with no text block: that is an answer, not a fault.
+    fake_anthropic.script(Step.reply(usage=VALID, patch={"content": [], "stop_reason": stop_reason}))
+
+    reply = await anthropic_provider.complete(REQUEST)
+
+    assert (reply.text, reply.stop_reason, reply.usage) == ("", stop_reason, Usage(12, 7, 3, 2))

@@ -32,7 +32,7 @@ def reply_from_body(body: object) -> ProviderReply:
         stop_reason = body.get("stop_reason")
         if stop_reason is not None and not isinstance(stop_reason, str):
             raise MalformedAnswerError("its `stop_reason` is not a string")
-        text = _text_of(body.get("content"))
+        text = _text_of(body.get("content"), stop_reason)
     except MalformedAnswerError as exc:
         raise exc.with_usage(usage) from None
     return ProviderReply(text=text, stop_reason=stop_reason, usage=usage, model=model_name(body.get("model")))
@@ -51,8 +51,15 @@ def _usage_of(usage: object) -> Usage:
     )
 
 
-def _text_of(content: object) -> str:
-    """The text blocks joined; other blocks (thinking, tool use) are not part of the reply."""
+#: Stop reasons that may come with no text block at all: a budget spent thinking (`max_tokens`) and a refusal.
+_TEXTLESS = frozenset({"max_tokens", "refusal"})
+
+
+def _text_of(content: object, stop_reason: str | None) -> str:
+    """The text blocks joined; other blocks (thinking, tool use) are not part of the reply.
+
+    An answer with no text block at all is no completion (docs/contract.md §4), unless its stop reason says why.
+    """
     if not isinstance(content, list):
         raise MalformedAnswerError("its `content` is not a list")
     texts: list[str] = []
@@ -64,6 +71,8 @@ def _text_of(content: object) -> str:
             if not isinstance(text, str):
                 raise MalformedAnswerError("a text block has no `text`")
             texts.append(text)
+    if not texts and stop_reason not in _TEXTLESS:
+        raise MalformedAnswerError("it has no text block")
     return "".join(texts)
 
 
