@@ -19,7 +19,17 @@ import nats.js.errors
 import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from worker.contract import CONSUMER, DLQ_STREAM, JOBS_STREAM, RESULTS_STREAM, RESULTS_SUBJECT_PREFIX
+from worker.contract import (
+    CONSUMER,
+    DLQ_DETAIL_HEADER,
+    DLQ_ORIGINAL_SUBJECT_HEADER,
+    DLQ_REASON_HEADER,
+    DLQ_STREAM,
+    DLQ_STREAM_SEQ_HEADER,
+    JOBS_STREAM,
+    RESULTS_STREAM,
+    RESULTS_SUBJECT_PREFIX,
+)
 
 __all__ = [
     "DeadLetterRecord",
@@ -147,10 +157,10 @@ async def read_ledger(js: Any) -> Ledger:
         headers = msg.headers or {}
         ledger.dead_letters.append(
             DeadLetterRecord(
-                reason=headers.get("Maschina-Dlq-Reason"),
-                detail=headers.get("Maschina-Dlq-Detail"),
-                original_subject=headers.get("Maschina-Original-Subject"),
-                stream_seq=headers.get("Maschina-Stream-Seq"),
+                reason=headers.get(DLQ_REASON_HEADER),
+                detail=headers.get(DLQ_DETAIL_HEADER),
+                original_subject=headers.get(DLQ_ORIGINAL_SUBJECT_HEADER),
+                stream_seq=headers.get(DLQ_STREAM_SEQ_HEADER),
                 body=msg.data,
             )
         )

@@ -18,11 +18,9 @@ import nats.js.errors
 import orjson
 
 from testkit.jobs import example_envelope, example_job
-from worker.contract import JOB_SUBJECT
+from worker.contract import JOB_SUBJECT, MSG_ID_HEADER
 
 __all__ = ["Outgoing", "PublishReport", "envelope", "good_jobs", "publish_jobs"]
-
-_MSG_ID = "Nats-Msg-Id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +113,7 @@ async def publish_jobs(
         queue.put_nowait(item)
 
     async def one(index: int, message: Outgoing) -> None:
-        headers = {**message.headers, _MSG_ID: f"{message.key}#{index}"}
+        headers = {**message.headers, MSG_ID_HEADER: f"{message.key}#{index}"}
         while True:
             try:
                 ack = await js.publish(subject, message.body, timeout=attempt_timeout, headers=headers)
