@@ -10,7 +10,7 @@ from email.utils import formatdate
 
 import pytest
 
-from worker.providers.classify import parse_retry_after
+from worker.providers.classify import MAX_RETRY_AFTER_SECS, parse_retry_after
 
 pytestmark = pytest.mark.unit
 
@@ -31,6 +31,9 @@ NOW = 1_800_000_000.0
         pytest.param({"retry-after": "nan"}, None, id="nan"),
         pytest.param({"retry-after-ms": "inf", "retry-after": "4"}, 4.0, id="bad-millis-falls-back"),
         pytest.param({"retry-after-ms": "nan"}, None, id="nan-millis"),
+        pytest.param({"retry-after": "1e9"}, MAX_RETRY_AFTER_SECS, id="years-capped"),
+        pytest.param({"retry-after-ms": "9.3e15"}, MAX_RETRY_AFTER_SECS, id="millis-capped"),
+        pytest.param({"retry-after": formatdate(NOW + 10**9, usegmt=True)}, MAX_RETRY_AFTER_SECS, id="date-capped"),
     ],
 )
 def test_retry_after(headers: dict[str, str], wait: float | None) -> None:

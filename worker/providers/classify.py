@@ -17,6 +17,7 @@ from worker.providers.base import ProviderError
 from worker.providers.redaction import provider_message
 
 __all__ = [
+    "MAX_RETRY_AFTER_SECS",
     "connection_error",
     "parse_retry_after",
     "status_error",
@@ -25,8 +26,21 @@ __all__ = [
 ]
 
 
+#: The longest wait a provider may ask for. A larger one (a year, 1e9 s) is a faulty header, not advice: taken
+#: as it is, it would park the job for years as its nak delay, or overflow the server's duration.
+MAX_RETRY_AFTER_SECS = 86_400.0
+
+
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds the provider asked us to wait: `retry-after-ms`, else `retry-after` as seconds or an HTTP date."""
+    """Seconds the provider asked us to wait: `retry-after-ms`, else `retry-after` as seconds or an HTTP date.
+
+    At most `MAX_RETRY_AFTER_SECS`.
+    """
+    wait = _requested_wait(headers, now)
+    return None if wait is None else min(wait, MAX_RETRY_AFTER_SECS)
+
+
+def _requested_wait(headers: Mapping[str, str], now: float | None) -> float | None:
     millis = _seconds(headers.get("retry-after-ms"))
     if millis is not None:
         return millis / 1000.0
