@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, Self
@@ -35,6 +36,7 @@ from worker.embedded import free_port
 __all__ = [
     "REPO_ROOT",
     "ChildProcess",
+    "Completed",
     "FakeKind",
     "FakeProcess",
     "PeakRss",
@@ -42,6 +44,7 @@ __all__ = [
     "child_env",
     "cpu_seconds",
     "python_module",
+    "run_command",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +58,29 @@ _WORKER_PREFIXES = ("NATS_", "WORKER_", "ANTHROPIC_", "OPENAI_", "OLLAMA_", "OTE
 def python_module(module: str, *args: str) -> list[str]:
     """The command line of `python -m module args...` in this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """How an `agent-worker` command run by `run_command` ended."""
+
+    code: int
+    out: str
+    err: str
+
+
+async def run_command(*args: str, env: Mapping[str, str], within: float = 60.0) -> Completed:
+    """`agent-worker ARGS` (as `python -m worker`) in its own process to its end, as ops run it; `env` holds the
+    settings it gets (`child_env`: none of the shell's)."""
+    process = await asyncio.create_subprocess_exec(
+        *python_module("worker", *args),
+        env=child_env(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), within)
+    assert process.returncode is not None
+    return Completed(process.returncode, out.decode(), err.decode())
 
 
 def child_env(overrides: Mapping[str, str]) -> dict[str, str]:

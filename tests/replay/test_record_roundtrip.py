@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +10,10 @@ import orjson
 import pytest
 
 from testkit import FakeAnthropic, FakeConfig, FakeOllama, FakeOpenAI, Step
+from testkit.process import run_command
 from tests.replay.support import normalised
 from worker.commands.demo import SAMPLES
 from worker.providers.exchange import read_recording
-from worker.settings import Settings
 
 pytestmark = pytest.mark.nats
 
@@ -46,20 +43,9 @@ async def fakes() -> AsyncIterator[tuple[FakeAnthropic, FakeOllama, FakeOpenAI]]
 
 
 async def replay(*args: str | Path, env: dict[str, str]) -> list[dict[str, Any]]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "worker",
-        "replay",
-        *map(str, args),
-        *map(str, JOBS),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return [normalised(orjson.loads(line)) for line in out.splitlines()]
+    done = await run_command("replay", *map(str, args), *map(str, JOBS), env=env)
+    assert done.code == 0, done.err
+    return [normalised(orjson.loads(line)) for line in done.out.splitlines()]
 
 
 async def test_recorded_live_exchanges_replay_to_the_same_results(
@@ -69,9 +55,7 @@ async def test_recorded_live_exchanges_replay_to_the_same_results(
     # A transient 429 first: retried by the worker's policy, and not written, since it says nothing of the request.
     anthropic.script(Step.fault(429, message="slow down", retry_after=0))
     ollama.script(Step.reply("cut short", stop_reason="length"))
-    base = {name: value for name, value in os.environ.items() if name not in Settings.env_names()}
     live_env = {
-        **base,
         "ANTHROPIC_API_KEY": API_KEY,
         "ANTHROPIC_BASE_URL": anthropic.url,
         "OPENAI_API_KEY": API_KEY,
@@ -81,7 +65,7 @@ async def test_recorded_live_exchanges_replay_to_the_same_results(
     recordings = tmp_path / "recorded"
 
     live = await replay("--live", "--record", recordings, "--concurrency", "1", env=live_env)
-    replayed = await replay("--recordings", recordings, env=base)
+    replayed = await replay("--recordings", recordings, env={})
 
     assert replayed == live
     assert anthropic.stats.by_status.get(429) == 1

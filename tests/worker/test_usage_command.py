@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-from dataclasses import dataclass
 
 import pytest
 from nats.aio.client import Client
 
 from catalog.quota import MonthlyUsage
-from testkit.process import child_env
+from testkit.process import Completed, run_command
 from tests.worker.support import worker_settings
 from worker.embedded import NatsServer
 from worker.jetstream.topology import ensure_topology
@@ -29,28 +26,9 @@ async def url(nats_server: NatsServer, client: Client) -> str:
     return nats_server.url
 
 
-@dataclass(frozen=True)
-class Done:
-    code: int
-    out: str
-    err: str
-
-
-async def run_usage(url: str, *argv: str) -> Done:
+async def run_usage(url: str, *argv: str) -> Completed:
     """The real command in its own process, as ops run it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "worker",
-        "usage",
-        *argv,
-        env=child_env({"NATS_URL": url}),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return Done(process.returncode, out.decode(), err.decode())
+    return await run_command("usage", *argv, env={"NATS_URL": url})
 
 
 async def test_text_shows_billed_reserved_quota_and_remaining(url: str) -> None:
