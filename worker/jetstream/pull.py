@@ -29,7 +29,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from worker import tracing
 from worker.delivery import Ack, Decision, Delivery, JobHandler, Nak, Term
-from worker.jetstream.topology import ApiError, Status
+from worker.jetstream.topology import ApiError, ServerStatus
 from worker.jetstream.usage import published_at
 
 __all__ = ["ACK_PREFIX", "FETCH_TIMEOUT_SECS", "JobConsumer", "MaxDeliveries", "Puller"]
@@ -53,7 +53,7 @@ ACK_PREFIX = "$JS.ACK."
 
 
 # Server statuses that end a pull request in the ordinary way: nothing (more) to deliver, or it expired.
-_ENDED = frozenset({Status.NOT_FOUND, Status.REQUEST_TIMEOUT})
+_ENDED = frozenset({ServerStatus.NOT_FOUND, ServerStatus.REQUEST_TIMEOUT})
 
 
 _DESCRIPTION_CHARS = 120
@@ -163,7 +163,7 @@ class Puller:
     def _on_status(self, msg: Msg) -> None:
         headers = msg.headers or {}
         status = headers.get(Header.STATUS)
-        if status == Status.HEARTBEAT:
+        if status == ServerStatus.HEARTBEAT:
             return
         request = self._current
         if request is None or _token(msg) != self._token:

@@ -48,7 +48,7 @@ from worker.contract import (
     RESULTS_SUBJECT_PREFIX,
     DlqReason,
 )
-from worker.jetstream.topology import ApiError, Status
+from worker.jetstream.topology import ApiError, ServerStatus
 from worker.job import RunRef
 from worker.metrics import Metrics
 from worker.result import RunResult
@@ -260,7 +260,7 @@ def _settle(ack: asyncio.Future[Msg], msg: Msg) -> None:
 
 
 def _duplicate(msg: Msg) -> bool:
-    if msg.headers and msg.headers.get(Header.STATUS) == Status.NO_RESPONDERS:
+    if msg.headers and msg.headers.get(Header.STATUS) == ServerStatus.NO_RESPONDERS:
         raise NoStreamResponseError
     answer = orjson.loads(msg.data)
     if (error := answer.get("error")) is not None:
@@ -288,9 +288,9 @@ class _Reply:
         status = headers.get(Header.STATUS)
         if status is None:
             self.found[headers.get("Nats-Subject", "")] = msg.data
-        elif status in (Status.END_OF_BATCH, Status.NOT_FOUND):
+        elif status in (ServerStatus.END_OF_BATCH, ServerStatus.NOT_FOUND):
             self.done.set_result(None)
-        elif status == Status.NO_RESPONDERS:
+        elif status == ServerStatus.NO_RESPONDERS:
             self.done.set_exception(nats.errors.NoRespondersError())
         else:
             self.done.set_exception(APIError(code=int(status), description=headers.get(Header.DESCRIPTION)))

@@ -3,7 +3,7 @@
 `connect` opens the worker's connection from its settings (seed list, credentials, TLS; URLs logged without
 their user information). `ensure_topology` creates whatever stream or consumer is missing, idempotently and
 safely when many replicas start at once, never deletes or rewrites an existing one, and says at start-up what
-an existing one lacks. `ApiError` and `Status` are the one table of the server's error codes and statuses that
+an existing one lacks. `ApiError` and `ServerStatus` are the one table of the server's error codes and statuses that
 the other jetstream modules act on.
 """
 
@@ -43,7 +43,7 @@ from worker.settings import Settings
 
 __all__ = [
     "ApiError",
-    "Status",
+    "ServerStatus",
     "Topology",
     "advisory_consumer_config",
     "connect",
@@ -164,7 +164,7 @@ class ApiError(IntEnum):
     """A consumer of that name exists with another configuration."""
 
 
-class Status(StrEnum):
+class ServerStatus(StrEnum):
     """The `Status` header values of the server's answers the worker acts on (pull requests, batched reads)."""
 
     HEARTBEAT = "100"
