@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from contextvars import Token
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -194,37 +194,58 @@ def job_span(
 
 
 class _JobSpan:
-    """The job span, current from `__enter__` to `__exit__` (a class: cheaper than a generator-based one)."""
+    """The job span, current from `__enter__` to `__exit__` (a class: cheaper than a generator-based one).
 
-    __slots__ = ("_span", "_token")
+    Current in this module's own context variable rather than OpenTelemetry's context: nothing but this module
+    reads it (the tracer provider is not the global one), and a variable of our own costs a set and a reset per
+    job where attaching a span costs a new `Context` and the API's checks. What the job learns on the way (run,
+    tier, status, error) is gathered in `attributes` and set on the span in one call when it ends: the SDK
+    cleans and locks on every call.
+    """
+
+    __slots__ = ("_token", "attributes", "context", "span")
 
     def __init__(self, message: Msg | RawStreamMsg, seq: int | None, deliveries: int | None) -> None:
         subject = message.subject or ""
         # Few attributes: each costs about a microsecond to set and two more to export, on every job. The
-        # constant ones of the messaging conventions (operation, consumer group) are left out.
+        # constant ones of the messaging conventions (operation, consumer group) are left out. These are known
+        # at the start, so they are given to the sampler too (as the conventions ask).
         attributes: dict[str, AttributeValue] = {"messaging.system": "nats", "messaging.destination.name": subject}
         if seq is not None:
             # JetStream's own identity of the message: its sequence in the stream (the same on every delivery).
             attributes["messaging.message.id"] = str(seq)
         if deliveries is not None:
             attributes["messaging.nats.message.delivery_count"] = deliveries
-        self._span = _tracer.start_span(
+        self.span = _tracer.start_span(
             f"process {subject}", context=_parent(message.headers), kind=SpanKind.CONSUMER, attributes=attributes
         )
-        self._token: Token[otel_context.Context] | None = None
+        self.context = trace.set_span_in_context(self.span)
+        """The parent of the job's call spans and the source of its `traceparent`."""
+        self.attributes: dict[str, AttributeValue] = {}
+        self._token: Token[_JobSpan | None] | None = None
 
     def __enter__(self) -> None:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        self._token = _current.set(self)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._token is not None:
-            otel_context.detach(self._token)
+            _current.reset(self._token)
         if exc_type is not None:
             # The type only: an exception's text may quote anything, a job's prompt included.
-            _fail(self._span, exc_type.__name__)
-        self._span.end()
+            self.fail(exc_type.__name__)
+        if self.attributes:
+            self.span.set_attributes(self.attributes)
+        self.span.end()
+
+    def fail(self, code: str) -> None:
+        self.attributes["error.type"] = self.attributes["maschina.error_code"] = code
+        self.span.set_status(Status(StatusCode.ERROR, code))
+
+
+_current: ContextVar[_JobSpan | None] = ContextVar("agent_worker_job_span", default=None)
+"""The job span of the delivery being handled (set by `_JobSpan.__enter__`); None outside one."""
 
 
 def _parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
@@ -242,43 +263,44 @@ def _parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
 
 def job_read(ref: RunRef) -> None:
     """The door has read the job: its run and tier go on the job span (call only when `enabled`)."""
-    attributes: dict[str, AttributeValue] = {"maschina.run_id": ref.run_id}
-    if ref.tier is not None:
-        attributes["maschina.tier"] = ref.tier
-    trace.get_current_span().set_attributes(attributes)
+    job = _current.get()
+    if job is not None:
+        job.attributes["maschina.run_id"] = ref.run_id
+        if ref.tier is not None:
+            job.attributes["maschina.tier"] = ref.tier
 
 
 def job_result(result: RunResult) -> None:
     """The run's result as stored: status, billed tokens and error code on the job span."""
-    attributes: dict[str, AttributeValue] = {
-        "maschina.status": result.status,
-        "maschina.billed_tokens": count(result.billing.billed_tokens),
-    }
-    _end_job(attributes, None if result.error is None else result.error.code.value)
+    job = _current.get()
+    if job is not None:
+        job.attributes["maschina.status"] = result.status
+        job.attributes["maschina.billed_tokens"] = count(result.billing.billed_tokens)
+        if result.error is not None:
+            job.fail(result.error.code.value)
 
 
 def job_failed(status: str, code: str) -> None:
     """A delivery that ends without a result of its own: handed back (`retry_later`) or `dead_lettered`."""
-    _end_job({"maschina.status": status}, code)
-
-
-def _end_job(attributes: dict[str, AttributeValue], code: str | None) -> None:
-    span = trace.get_current_span()
-    if code is not None:
-        attributes["error.type"] = attributes["maschina.error_code"] = code
-        span.set_status(Status(StatusCode.ERROR, code))
-    span.set_attributes(attributes)
+    job = _current.get()
+    if job is not None:
+        job.attributes["maschina.status"] = status
+        job.fail(code)
 
 
 def event(name: str, attributes: Mapping[str, AttributeValue] | None = None) -> None:
     """A short step of the job (`result.lookup`, `quota.reserved`, `result.stored`, `reply.sent`) on its span."""
-    trace.get_current_span().add_event(name, attributes)
+    job = _current.get()
+    if job is not None:
+        job.span.add_event(name, attributes)
 
 
 def trace_headers() -> dict[str, str]:
-    """The current (job) span's `traceparent`, and `tracestate` when it has one: headers for what it publishes."""
+    """The job span's `traceparent`, and `tracestate` when it has one: headers for what it publishes."""
     headers: dict[str, str] = {}
-    _propagator.inject(headers)
+    job = _current.get()
+    if job is not None:
+        _propagator.inject(headers, job.context)
     return headers
 
 
@@ -291,9 +313,16 @@ def _fail(span: Span, code: str) -> None:
 
 
 async def provider_call(provider: Provider, request: ProviderRequest) -> ProviderReply:
-    """`provider.complete(request)` inside a CLIENT span `chat <model>` (GenAI semantic conventions)."""
+    """`provider.complete(request)` inside a CLIENT span `chat <model>` (GenAI semantic conventions).
+
+    A child of the job span, but not made current: nothing inside the call makes spans of ours, and the
+    providers' SDKs make none of theirs (the tracer provider is not the global one; the anthropic SDK's own
+    spans are off), so attaching it would only cost a `Context` and two context switches per call.
+    """
+    job = _current.get()
     span = _tracer.start_span(
         f"chat {request.model}",
+        context=None if job is None else job.context,
         kind=SpanKind.CLIENT,
         attributes={
             "gen_ai.operation.name": "chat",
@@ -301,7 +330,6 @@ async def provider_call(provider: Provider, request: ProviderRequest) -> Provide
             "gen_ai.request.model": request.model,
         },
     )
-    token = otel_context.attach(trace.set_span_in_context(span))
     try:
         reply = await provider.complete(request)
     except ProviderError as exc:
@@ -321,7 +349,6 @@ async def provider_call(provider: Provider, request: ProviderRequest) -> Provide
         span.set_attributes(attributes)
         return reply
     finally:
-        otel_context.detach(token)
         span.end()
 
 

@@ -293,7 +293,7 @@ class JobConsumer:
         metadata = message.metadata  # parsed from the reply subject on every access
         attempt = int(metadata.num_delivered or 1)
         try:
-            with tracing.job_span(message):
+            with tracing.job_span(message, seq=metadata.sequence.stream, deliveries=attempt):
                 delivery = Delivery(
                     body=message.data,
                     headers=message.headers,
