@@ -69,3 +69,24 @@ async def test_the_anthropic_sdk_makes_no_spans_of_its_own() -> None:
         assert provider._client._tracer is None  # what the SDK tests before making a span
     finally:
         await provider.aclose()
+
+
+def test_the_resource_is_the_sdks_own_and_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The exporter hashes the resource of every span it encodes; the SDK's Resource serialises its attributes
+    # to JSON for each hash (worker/tracing.py `_resource`).
+    from opentelemetry.sdk import resources
+    from opentelemetry.sdk.resources import Resource
+
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "hashed-once")
+    resource = tracing._resource()
+    plain = Resource(resource.attributes, resource.schema_url)
+    assert isinstance(resource, Resource)
+    assert resource.attributes["service.name"] == "hashed-once"
+    assert resource == plain
+    assert hash(resource) == hash(plain)
+
+    def no_json(*args: object, **kwargs: object) -> str:
+        raise AssertionError("the resource was serialised again to be hashed")
+
+    monkeypatch.setattr(resources, "dumps", no_json)
+    assert {resource: 1}[resource] == 1
