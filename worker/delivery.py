@@ -126,7 +126,7 @@ class JobHandler:
         if stored is not None:
             metrics.duplicates.inc()
             log.info("job_already_has_result")
-            await self._recorder.reply(ref, stored)
+            await self._recorder.reply(ref, stored, job_headers=delivery.headers)
             # The delivery that stored it may have stopped before settling: a reservation left means so.
             await self._settle(ref, delivery, stored)
             return Ack
@@ -139,7 +139,7 @@ class JobHandler:
             if tracing.enabled:
                 tracing.job_failed("retry_later", outcome.error.code.value)
             return Nak(outcome.delay)
-        stored = await self._recorder.record(ref, outcome)
+        stored = await self._recorder.record(ref, outcome, job_headers=delivery.headers)
         if may_hold_reservation(outcome, delivery.attempt):
             await self._settle(ref, delivery, stored)
             if tracing.enabled and self.counts_usage:
@@ -163,7 +163,7 @@ class JobHandler:
             await self._dead_letter(delivery, DlqReason.MAX_DELIVERIES_EXCEEDED, detail)
             if ref is not None:
                 failed = self._pipeline.undeliverable(ref, attempt=delivery.attempt)
-                stored = await self._recorder.record(ref, failed)
+                stored = await self._recorder.record(ref, failed, job_headers=delivery.headers)
         if ref is not None and stored is not None:
             # Settled like any stored result: a reservation an earlier delivery left is moved into billed.
             await self._settle(ref, delivery, stored)

@@ -14,6 +14,10 @@ exporter endpoint, headers, timeout, compression) and:
   events rather than spans, since a span costs several times an event and those steps are a round trip or less;
 - `trace_headers` gives the job span's `traceparent` (and `tracestate`) for the result record and reply copy.
 
+Off, `result_headers` still continues a job's trace on what is published for it (§10 asks it unconditionally):
+the job's own valid `traceparent` with a new span id, the job span's, that is recorded nowhere, as an
+unsampled span would be. It reads one header of a job that has headers, nothing more.
+
 The tracer provider is this module's own, not OpenTelemetry's global one: a library that creates spans through
 the global API (the anthropic SDK does, per API call) makes none that would duplicate ours. Attributes carry ids,
 names, codes and counts only, never a prompt, a message, an answer or a key (docs/contract.md §11).
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import re
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
@@ -59,6 +65,7 @@ __all__ = [
     "job_result",
     "job_span",
     "provider_call",
+    "result_headers",
     "shutdown",
     "trace_headers",
     "wanted",
@@ -323,6 +330,35 @@ def trace_headers() -> dict[str, str]:
     if job is not None:
         _propagator.inject(headers, job.context)
     return headers
+
+
+def result_headers(job_headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The trace headers of a job's result record and reply copy: the job span's `traceparent` (§10).
+
+    On, the span's own (`trace_headers`). Off, the job's valid `traceparent` continued by a job span of a new id
+    that is exported nowhere; None when the job carried none, or one that is malformed (a new trace: nothing).
+    """
+    if enabled:
+        return trace_headers()
+    if not job_headers:
+        return None
+    traceparent = job_headers.get(TRACEPARENT_HEADER)
+    if traceparent is None:
+        return None
+    match = _TRACEPARENT.fullmatch(traceparent)
+    if match is None or match["version"] == "ff" or match["trace"] == _ZERO_TRACE or match["span"] == _ZERO_SPAN:
+        return None
+    span_id = 0
+    while not span_id:  # an all-zero id is invalid; the chance is 2^-64, the loop costs nothing
+        span_id = random.getrandbits(64)
+    return {TRACEPARENT_HEADER: f"00-{match['trace']}-{span_id:016x}-{match['flags']}"}
+
+
+# W3C Trace Context, lower-case hex only; a later version's extra fields are not read (a new trace).
+_TRACEPARENT = re.compile(
+    r"(?P<version>[0-9a-f]{2})-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-(?P<flags>[0-9a-f]{2})"
+)
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 
 
 def _fail(span: Span, code: str) -> None:

@@ -482,14 +482,15 @@ class Recorder:
         """The run's stored record, None when it has none yet."""
         return await self._store.lookup(run_id)
 
-    async def record(self, ref: RunRef, result: RunResult) -> bytes:
+    async def record(self, ref: RunRef, result: RunResult, *, job_headers: Mapping[str, str] | None = None) -> bytes:
         """Store `result` unless the run already has a record; reply with whichever record is stored.
 
-        With traces on, the record and the reply copy carry the job span's `traceparent` (docs/contract.md §10).
+        The record and the reply copy carry the job span's `traceparent` (docs/contract.md §10), taken from the
+        job's own `job_headers` when traces are off.
         A result too large for the server's max_payload is stored as `failed` with `result_too_large` instead
         (docs/contract.md §6), billed as the provider reported; it is never handed back to be run again.
         """
-        headers = tracing.trace_headers() if tracing.enabled else None
+        headers = tracing.result_headers(job_headers)
         try:
             stored = await through_outages(lambda: self._store.store(result, headers=headers), what="result")
         except PayloadTooLarge as exc:
@@ -509,10 +510,10 @@ class Recorder:
         await self._reply(ref, stored.body, headers)
         return stored.body
 
-    async def reply(self, ref: RunRef, body: bytes) -> None:
+    async def reply(self, ref: RunRef, body: bytes, *, job_headers: Mapping[str, str] | None = None) -> None:
         """The caller's copy; best effort, since the stored record is what counts."""
         if ref.reply_to is not None:
-            await self._reply(ref, body, tracing.trace_headers() if tracing.enabled else None)
+            await self._reply(ref, body, tracing.result_headers(job_headers))
 
     async def _reply(self, ref: RunRef, body: bytes, headers: dict[str, str] | None) -> None:
         if ref.reply_to is None:
