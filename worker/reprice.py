@@ -24,13 +24,14 @@ from typing import Any, Literal
 import orjson
 
 from catalog import Allowed, Catalog, Denied, bill, gate, multiplier_text
-from worker.contract import usage_from_wire
+from worker.contract import ErrorCode, usage_from_wire
 from worker.report import difference_cells, render_table, tier_order_key
 
 __all__ = ["GroupBy", "Repricer", "Tally"]
 
 GroupBy = Literal["tier", "model", "tier,model"]
-_GATE_CODES = frozenset({"unknown_tier", "unknown_model", "model_not_allowed"})
+# The codes of a gate refusal (docs/contract.md §3): a run the old catalog refused at the gate.
+_GATE_CODES = frozenset({ErrorCode.UNKNOWN_TIER, ErrorCode.UNKNOWN_MODEL, ErrorCode.MODEL_NOT_ALLOWED})
 _NONE = "-"
 
 
