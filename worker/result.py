@@ -157,5 +157,9 @@ class RunResult(_Wire):
 
 
 def _iso_millis_utc(value: datetime) -> str:
-    """`2026-03-08T12:00:00.120Z`: the wall time as given (UTC by the pipeline's clock), milliseconds truncated."""
-    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    """`2026-03-08T12:00:00.120Z`: the wall time as given (UTC by the pipeline's clock), milliseconds truncated.
+
+    Its first 23 characters are the date and time whatever the offset (the year always has four digits): cut
+    there rather than through a naive copy of `value`, which cost a third more on both timestamps of every result.
+    """
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"

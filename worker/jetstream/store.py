@@ -392,10 +392,17 @@ class ResultStore:
         # With direct gets, the lookups of a fetched batch share one request (`LastGets`).
         self._last_gets = LastGets(nc, inbox, stream) if allow_direct else None
 
-    async def lookup(self, run_id: str) -> bytes | None:
-        """The stored record of `run_id`, or None when there is none."""
+    def lookup(self, run_id: str) -> Awaitable[bytes | None]:
+        """The stored record of `run_id`, or None when there is none.
+
+        The batched read's own coroutine is handed back rather than awaited in one of ours: every job looks its
+        run up, and each coroutine between the job and the reply it waits for is resumed again when it comes.
+        """
         if self._last_gets is not None:
-            return await self._last_gets.last(result_subject(run_id))
+            return self._last_gets.last(result_subject(run_id))
+        return self._get_last(run_id)
+
+    async def _get_last(self, run_id: str) -> bytes | None:
         try:
             message = await self._js.get_last_msg(self._stream, result_subject(run_id))
         except NotFoundError:
@@ -478,9 +485,9 @@ class Recorder:
         self._metrics = metrics
         self._catalog = catalog
 
-    async def lookup(self, run_id: str) -> bytes | None:
-        """The run's stored record, None when it has none yet."""
-        return await self._store.lookup(run_id)
+    def lookup(self, run_id: str) -> Awaitable[bytes | None]:
+        """The run's stored record, None when it has none yet (the store's read, not wrapped: see `ResultStore`)."""
+        return self._store.lookup(run_id)
 
     async def record(self, ref: RunRef, result: RunResult, *, job_headers: Mapping[str, str] | None = None) -> bytes:
         """Store `result` unless the run already has a record; reply with whichever record is stored.

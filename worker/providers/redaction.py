@@ -59,8 +59,9 @@ def scrubbed_reply(reply: ProviderReply, request: ProviderRequest) -> ProviderRe
     span (`gen_ai.response.model`); a server that echoes the prompt there must not carry it past us (§11).
     The text is the model's answer, the one place the prompt may appear. A short value is spared the work.
     """
-    texts = (reply.stop_reason, reply.model)
-    if all(text is None or len(text) < WINDOW for text in texts):
+    stop_reason, model = texts = (reply.stop_reason, reply.model)
+    # Every reply comes through here: two plain tests, no generator, for the common short values.
+    if (stop_reason is None or len(stop_reason) < WINDOW) and (model is None or len(model) < WINDOW):
         return reply
     redact = Redactor((request.system_prompt, request.user_message))
     stop_reason, model = (None if text is None else redact(text, limit=None) for text in texts)
