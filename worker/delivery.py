@@ -140,9 +140,10 @@ class JobHandler:
                 tracing.job_failed("retry_later", outcome.error.code.value)
             return Nak(outcome.delay)
         stored = await self._recorder.record(ref, outcome, job_headers=delivery.headers)
-        if may_hold_reservation(outcome, delivery.attempt):
+        # Quotas off, nothing is reserved: no settling coroutine to start and await on every job.
+        if self.counts_usage and may_hold_reservation(outcome, delivery.attempt):
             await self._settle(ref, delivery, stored)
-            if tracing.enabled and self.counts_usage:
+            if tracing.enabled:
                 tracing.event("quota.settled")
         if delivery.received is not None:
             metrics.child(metrics.job_duration, outcome.status).observe(time.monotonic() - delivery.received)

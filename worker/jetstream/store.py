@@ -514,7 +514,8 @@ class Recorder:
         else:
             self._metrics.duplicates.inc()
             log.info("result_already_stored")
-        await self._reply(ref, stored.body, headers)
+        if ref.reply_to is not None:  # most jobs ask for no copy: no coroutine for it then
+            await self._reply(ref, stored.body, headers)
         return stored.body
 
     async def reply(self, ref: RunRef, body: bytes, *, job_headers: Mapping[str, str] | None = None) -> None:
