@@ -37,6 +37,7 @@ from worker.exact_json import (
     refused_as_infinite,
 )
 from worker.job import Job, RunRef
+from worker.providers.redaction import Redactor
 from worker.wire import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TIMEOUT_SECS,
@@ -130,9 +131,8 @@ class Door:
         if run_id is None:
             return DeadLetter(DlqReason.NO_RUN_ID, f"The runId of {where} is missing or null.")
         if not isinstance(run_id, str) or RUN_ID.fullmatch(run_id) is None:
-            return DeadLetter(
-                DlqReason.BAD_RUN_ID, f"The runId of {where} must be {_EXPECTED['runId']}, not {_shown(run_id)}."
-            )
+            detail = f"The runId of {where} must be {_EXPECTED['runId']}, not {_shown(run_id)}."
+            return DeadLetter(DlqReason.BAD_RUN_ID, _without_prompts(detail, job))
         return self._validate(job, run_id, job_id, parsed.get("replyTo"))
 
     def _validate(self, job: dict[str, Any], run_id: str, job_id: str | None, reply_to: object) -> Job | Rejected:
@@ -157,7 +157,8 @@ class Door:
         if reply_fault is not None:
             faults.append(f"replyTo {reply_fault}, not {_shown(reply_to)}")
         if faults:
-            return Rejected(ref, ErrorCode.INVALID_JOB, "Invalid job: " + "; ".join(faults) + ".")
+            fault_list = _without_prompts("Invalid job: " + "; ".join(faults) + ".", job)
+            return Rejected(ref, ErrorCode.INVALID_JOB, fault_list)
         message = _user_message(data.input_payload or {})
         if message is None:
             return Rejected(
@@ -192,6 +193,22 @@ def _signature_fault(key: bytes, body: bytes, headers: Mapping[str, str] | None)
     if not hmac.compare_digest(expected, bytes.fromhex(match.group(1))):
         return f"The {SIGNATURE_HEADER} header does not match the body."
     return None
+
+
+def _without_prompts(message: str, job: dict[str, Any]) -> str:
+    """`message` without 20 characters of the job's prompt texts (docs/contract.md §11).
+
+    A message quotes up to 64 characters of a job's value (a replyTo, a runId), and that value may repeat what
+    the job's system prompt or user message says. Only refusals pay for this look, never a job that runs.
+    """
+    texts: list[str | None] = []
+    prompt = job.get("systemPrompt")
+    if isinstance(prompt, str):
+        texts.append(prompt)
+    payload = job.get("inputPayload")
+    if isinstance(payload, dict):
+        texts.append(_user_message(payload))
+    return Redactor(texts)(message, limit=None)
 
 
 def _user_message(payload: dict[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ from worker.contract import ErrorCode
 from worker.door import Rejected
 from worker.job import Job, RunRef
 from worker.providers.base import Provider, ProviderError, ProviderRequest
+from worker.providers.redaction import Redactor
 from worker.providers.retry import RetryPolicy, call_with_retry
 from worker.quotas import Charge, Quotas
 from worker.result import ResultBilling, ResultError, ResultUsage, RunResult, Status
@@ -95,7 +96,9 @@ class Pipeline:
     async def _execute(self, job: Job, *, attempt: int, final: bool, published: datetime) -> _Outcome | Retry:
         decision = gate(self.catalog, job.tier, job.ref.requested_model)
         if isinstance(decision, Denied):
-            return _rejected(ErrorCode(decision.code), decision.message)
+            # The gate quotes the job's tier or model, which may repeat its prompt (docs/contract.md §11).
+            redact = Redactor((job.system_prompt, job.user_message))
+            return _rejected(ErrorCode(decision.code), redact(decision.message, limit=None))
         model = decision.model
         max_tokens = model.output_tokens(job.max_tokens)
         if self.quotas is not None:
