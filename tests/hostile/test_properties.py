@@ -152,6 +152,8 @@ def jobs(draw: st.DrawFn) -> Job:
     if kind == "huge-field":
         field_name = draw(st.sampled_from(["model", "tier", "agentId", "userId", "systemPrompt"]))
         data[field_name] = "h" * draw(st.integers(300, 60_000))
+        if field_name == "systemPrompt":
+            system = data[field_name]  # the prompt the worker sees, for the fragment and bill checks
     envelope: dict[str, Any] = {"id": str(uuid.uuid4()), "replyTo": f"_INBOX.fuzz.{marker}", "data": data}
     body = _job_json(envelope if draw(st.booleans()) else data)
     if kind == "mutated":
